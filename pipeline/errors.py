@@ -1,0 +1,81 @@
+"""Errors raised by medcite.
+
+Every error the library raises on purpose derives from :class:`PipelineError`, so a caller can
+catch one type. Messages name the file, item and value that are wrong, and what to do::
+
+    PipelineError
+    ├── InputError            bad user input: a question, an option, a settings value
+    │   └── DocumentError     one document cannot be read (encrypted, corrupt, empty, image-only, ...)
+    ├── CorpusError           a corpus cannot be materialised (unknown name, checksum mismatch, no source)
+    │   └── ChecksumError     a file's sha256 differs from the manifest
+    ├── IndexError_           an index folder is missing, damaged, or unreadable
+    │   └── IndexMismatchError  an index was built with other settings or another model
+    └── GenerationError       a generator failed (reserved for the answer stage)
+
+``IndexError_`` carries a trailing underscore so it never shadows the builtin ``IndexError``;
+it is exported as ``pipeline.IndexLoadError`` too.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class of every error medcite raises on purpose."""
+
+    retryable: bool = False
+
+
+class InputError(PipelineError, ValueError):
+    """Bad input from the user: a question, an option, a settings value."""
+
+
+class DocumentError(InputError):
+    """One document cannot be ingested. The message names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class CorpusError(PipelineError):
+    """A corpus cannot be materialised."""
+
+
+class ChecksumError(CorpusError):
+    """A file's sha256 differs from the one its manifest records."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{path}: sha256 is {actual[:16]}…, the corpus manifest expects {expected[:16]}…; "
+            "the mirror copy is damaged or a different version — replace it or pull again"
+        )
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+class IndexError_(PipelineError):  # noqa: N801 - the underscore avoids shadowing the builtin
+    """An index folder is missing, damaged, or unreadable."""
+
+
+IndexLoadError = IndexError_
+
+
+class IndexMismatchError(IndexError_):
+    """An index was built with other settings than the ones it is opened with."""
+
+    def __init__(self, path: str, differences: dict[str, tuple[object, object]]) -> None:
+        lines = ", ".join(f"{k}: index has {a!r}, settings ask {b!r}" for k, (a, b) in differences.items())
+        super().__init__(
+            f"{path}: index was built with other settings ({lines}); "
+            "rebuild it with `medcite index build` or open it with matching settings"
+        )
+        self.path = path
+        self.differences = differences
+
+
+class GenerationError(PipelineError):
+    """A generator failed to produce an answer."""
+
+    retryable = True

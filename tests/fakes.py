@@ -1,0 +1,62 @@
+"""Fakes for the costly seams, passed in as arguments (never monkeypatched)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words embedder: each lower-cased word adds +1 to a hashed dimension.
+
+    Texts that share words get a high cosine, which is enough to test retrieval plumbing.
+    ``count_tokens`` counts whitespace-separated words, so chunk sizes are easy to reason about.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256, name: str = "fake/hashing", salt: str = "") -> None:
+        self._dim = dim
+        self._max_tokens = max_tokens
+        self._name = name
+        self.salt = salt
+        self.encoded: list[str] = []  # every text ever encoded, to assert what was (re-)embedded
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self._name}:{self._dim}:{self.salt}".encode()).hexdigest()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.encoded.extend(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in _WORD.findall(t.lower()):
+                h = int.from_bytes(hashlib.blake2b(f"{self.salt}{w}".encode(), digest_size=4).digest(), "little")
+                out[i, h % self._dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+class FailingEmbedder(HashingEmbedder):
+    """Raises on encode: simulates a crash in the middle of a build."""
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        raise RuntimeError("simulated crash while embedding")
