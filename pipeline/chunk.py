@@ -27,7 +27,8 @@ from pipeline.types import Chunk, Document
 
 
 class TokenCounter(Protocol):
-    max_tokens: int
+    @property
+    def max_tokens(self) -> int: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 

@@ -206,19 +206,17 @@ def search(
         raise typer.Exit(2)
     try:
         idx = open_index(index)
+        groups: dict[str, list[Hit]]
         if by_kind:
-            groups = idx.search_by_kind(question, k, mode=mode)
+            groups = {str(kd): hs for kd, hs in idx.search_by_kind(question, k, mode=mode).items()}
         else:
-            groups = {"all": idx.search(question, k, kind=kind, mode=mode)}  # type: ignore[arg-type]
+            groups = {"all": idx.search(question, k, kind=kind, mode=mode)}
     except PipelineError as e:
         _fail(e)
     if as_json:
-        hits = [h.to_dict() for hs in groups.values() for h in hs]
-        typer.echo(
-            json.dumps(
-                {"query": question, "index_id": idx.id, "mode": mode, "hits": hits}, indent=2, ensure_ascii=False
-            )
-        )
+        rows = [h.to_dict() for hs in groups.values() for h in hs]
+        payload = {"query": question, "index_id": idx.id, "mode": mode, "hits": rows}
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     typer.echo(f"Q: {question}\n")
     for name, hits in groups.items():

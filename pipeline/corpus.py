@@ -140,9 +140,10 @@ def _sha256(data: bytes) -> str:
 class Fetcher:
     """Reads source files from the mirror, or downloads them where there is none."""
 
-    def __init__(self, mirror: Path | None, settings: CorpusSettings) -> None:
+    def __init__(self, mirror: Path | None, settings: CorpusSettings, corpus_dir: Path = CORPUS_DIR) -> None:
         self.mirror = mirror
         self.settings = settings
+        self.corpus_dir = corpus_dir
 
     def read(self, src: SourceFile) -> bytes:
         if self.mirror is not None:
@@ -257,18 +258,17 @@ class _Out:
 
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode()
+    # U+2028/2029 are legal in JSON strings but split lines in many readers: escape them.
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
 def _convert_copy(inc: Include, srcs: list[SourceFile], fetch: Fetcher, out: _Out) -> None:
     for s in srcs:
-        try:
-            data = fetch.read(s)
-        except CorpusError as e:
-            if fetch.mirror is None:
-                out.missing.append(str(e))
-                continue
-            raise
+        if fetch.mirror is None and not s.url:
+            out.missing.append(f"{s.path}: no mirror and no download URL for it; pass --mirror DIR")
+            continue
+        data = fetch.read(s)  # checksum and download errors stop the pull: nothing half-written
         rel = f"{_KIND_DIR[inc.kind]}/{Path(*Path(s.path).parts[1:]).as_posix()}"  # drop the mirror's top folder
         out.files[rel] = data
         out.origin[rel] = [{"path": s.path, "sha256": s.sha256}]
@@ -382,7 +382,7 @@ def bioasq_records(files: list[bytes], questions_matching: str | None = None) ->
 def _records_by_download(inc: Include, fetch: Fetcher, out: _Out, progress: bool) -> list[dict[str, Any]]:
     if not inc.pmids:
         raise CorpusError(f"converter {inc.converter}: no mirror and no PMID list to download")
-    pmids = [x.strip() for x in (CORPUS_DIR / inc.pmids).read_text().split() if x.strip()]
+    pmids = [x.strip() for x in (fetch.corpus_dir / inc.pmids).read_text().split() if x.strip()]
     records = list(fetch_pubmed(pmids, fetch.settings, progress=progress))
     found = {r["pmid"] for r in records}
     out.missing.extend(f"pmid:{p}: not returned by E-utilities" for p in pmids if p not in found)
@@ -461,6 +461,7 @@ def pull(
     settings: CorpusSettings | None = None,
     download: bool | None = None,
     progress: bool = True,
+    corpus_dir: Path = CORPUS_DIR,
 ) -> PullReport:
     """Materialise corpus ``name`` into ``data/corpora/<name>``, checking every file's sha256.
 
@@ -470,16 +471,17 @@ def pull(
         settings: corpus settings (data folder, E-utilities address, timeouts).
         download: force the download path (True) or forbid it (False); default: download only without a mirror.
         progress: show progress bars.
+        corpus_dir: folder of the manifests and ``sources.json`` (default: the repo's ``corpus/``).
     """
     settings = settings or CorpusSettings()
-    spec = load_spec(name)
-    sources = load_sources()
+    spec = load_spec(name, corpus_dir)
+    sources = load_sources(corpus_dir)
     mirror_path = Path(mirror) if mirror else (None if download else default_mirror(settings))
     if mirror_path is not None and not mirror_path.is_dir():
         raise InputError(f"mirror folder {mirror_path} does not exist")
     if mirror_path is None and download is False:
         raise InputError("no mirror folder found (../shared/data, --mirror or MEDCITE_MIRROR) and downloads are off")
-    fetch = Fetcher(mirror_path, settings)
+    fetch = Fetcher(mirror_path, settings, corpus_dir)
     out = _Out()
     for inc in tqdm(spec.includes, desc=f"pull {name}", unit="part", disable=not progress):
         srcs = _select(inc.files, sources)

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -95,9 +95,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        model = self.model
-        dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
-        return int(dim or model.get_sentence_embedding_dimension())
+        model: Any = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
 
     @property
     def max_tokens(self) -> int:
@@ -108,7 +108,9 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # "Loading weights" bars would mix into --json output
             log.info("loading embedding model from %s", self.path)
             self._model = SentenceTransformer(str(self.path), device="cpu")
             self._model.max_seq_length = self.settings.max_tokens

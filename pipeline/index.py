@@ -489,8 +489,9 @@ def _safe_file(version: Path, rel: str) -> Path:
 def _compare(manifest: dict[str, Any], settings: Settings, embedder: Embedder | None) -> dict[str, tuple[Any, Any]]:
     diff: dict[str, tuple[Any, Any]] = {}
     emb = manifest["embedding"]
-    if emb.get("model") != settings.embed.model:
-        diff["embedding model"] = (emb.get("model"), settings.embed.model)
+    model = embedder.name if embedder is not None else settings.embed.model
+    if emb.get("model") != model:
+        diff["embedding model"] = (emb.get("model"), model)
     if embedder is not None:
         if emb.get("fingerprint") != embedder.fingerprint():
             diff["embedding model files (sha256)"] = (str(emb.get("fingerprint"))[:12], embedder.fingerprint()[:12])
@@ -535,9 +536,16 @@ def open_index(
         if diff:
             raise IndexMismatchError(str(version), diff)
     else:
-        settings = Settings(
-            chunk=manifest["chunking"], index=manifest["index"], embed={"model": manifest["embedding"].get("model", "")}
-        )
+        try:
+            settings = Settings.model_validate(
+                {
+                    "chunk": manifest["chunking"],
+                    "index": manifest["index"],
+                    "embed": {"model": manifest["embedding"].get("model", "")},
+                }
+            )
+        except ValueError as e:
+            raise IndexError_(f"{version / 'manifest.json'}: settings recorded in it are invalid ({e})") from None
     for rel, expected in manifest["files"].items():
         p = _safe_file(version, str(rel))
         if not p.is_file():

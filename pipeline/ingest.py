@@ -125,16 +125,16 @@ def read_pdf(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Docu
         reader = PdfReader(str(path))
         if reader.is_encrypted:
             try:
-                ok = reader.decrypt("")
+                opened = bool(reader.decrypt(""))
             except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
-                ok = 0
-            if not ok:
+                opened = False
+            if not opened:
                 raise DocumentError(str(path), "encrypted PDF (needs a password); decrypt it first")
         n_pages = len(reader.pages)
         if n_pages > MAX_PDF_PAGES:
             raise DocumentError(str(path), f"{n_pages} pages, over the {MAX_PDF_PAGES}-page limit")
         raw_pages = [(page.extract_text() or "") for page in reader.pages]
-        info = reader.metadata or {}
+        info: dict[str, Any] = dict(reader.metadata or {})
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as e:
@@ -324,7 +324,7 @@ def read_text(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Doc
 def _kind(value: object, where: Path | str) -> Kind:
     if value not in KINDS:
         raise DocumentError(str(where), f"kind is {value!r}; it must be one of {list(KINDS)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def record_to_document(rec: dict[str, Any], kind: Kind, where: str) -> Document:

@@ -115,7 +115,9 @@ class Index:
         return self.ranges[kind]
 
     def _dense(self, vectors: np.ndarray, n: int, kind: Kind | None) -> list[list[tuple[int, float]]]:
-        import faiss
+        import faiss as _faiss
+
+        faiss: Any = _faiss  # its type stubs lack the SearchParameters* classes
 
         lo, hi = self._rows(kind)
         n = min(n, hi - lo)

@@ -16,7 +16,9 @@ SENTENCES = [f"Sentence number {i} says something about dose {i} mg daily." for 
 
 
 def test_sentence_splitter_keeps_clinical_abbreviations(splitter: SpacySentences) -> None:
-    (sents,) = splitter.split(["Give 500 mg b.i.d. for 5 days (see Fig. 2). Smith et al. reported a 20% response. Stop."])
+    (sents,) = splitter.split(
+        ["Give 500 mg b.i.d. for 5 days (see Fig. 2). Smith et al. reported a 20% response. Stop."]
+    )
     assert sents == ["Give 500 mg b.i.d. for 5 days (see Fig. 2).", "Smith et al. reported a 20% response.", "Stop."]
 
 

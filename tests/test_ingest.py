@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest import ingest, read_file, read_markdown, read_pdf, record_to_document, strip_markdown
 from pipeline.errors import DocumentError
+from pipeline.ingest import ingest, read_file, read_markdown, read_pdf, record_to_document, strip_markdown
 from pipeline.types import Document, Skipped
 from tests.pdfs import encrypted_pdf, image_only_pdf, text_pdf
 
@@ -22,7 +22,7 @@ from tests.pdfs import encrypted_pdf, image_only_pdf, text_pdf
             "Better PFS.(Level of evidence B1)",
         ),
         ("See [the patient version](/types/colorectal/patient).", "See the patient version."),
-        ("Trial X.[[PUBMED Abstract](https://pubmed.ncbi.nlm.nih.gov/123/ \"x\")]", "Trial X."),
+        ('Trial X.[[PUBMED Abstract](https://pubmed.ncbi.nlm.nih.gov/123/ "x")]', "Trial X."),
         ("**Bold** and *italic* text", "Bold and italic text"),
         ("![figure](img.png) Caption", "Caption"),
     ],
@@ -106,7 +106,11 @@ def test_pdf_pages_headers_hyphenation_and_headings(tmp_path: Path) -> None:
     ("name", "make", "reason"),
     [
         ("empty.pdf", lambda p: p.write_bytes(b""), "empty file"),
-        ("corrupt.pdf", lambda p: p.write_bytes(b"%PDF-1.7\n1 0 obj <</Type /Catalog>> garbage"), "corrupt or unreadable PDF"),
+        (
+            "corrupt.pdf",
+            lambda p: p.write_bytes(b"%PDF-1.7\n1 0 obj <</Type /Catalog>> garbage"),
+            "corrupt or unreadable PDF",
+        ),
         ("encrypted.pdf", encrypted_pdf, "encrypted PDF"),
         ("scanned.pdf", image_only_pdf, "no text layer"),
         ("latin1.txt", lambda p: p.write_bytes("Fran\xe7ois".encode("latin-1")), "not UTF-8 text: byte 0xe7"),
@@ -135,14 +139,24 @@ def test_truncated_pdf_is_skipped_not_half_read(tmp_path: Path) -> None:
 
 def test_jsonl_good_rows_read_bad_rows_reported(write) -> None:  # type: ignore[no-untyped-def]
     rows = [
-        json.dumps({"pmid": "111", "title": "Trial A", "abstract": "Drug A lowered blood pressure.", "journal": "BMJ", "year": 2020}),
+        json.dumps(
+            {
+                "pmid": "111",
+                "title": "Trial A",
+                "abstract": "Drug A lowered blood pressure.",
+                "journal": "BMJ",
+                "year": 2020,
+            }
+        ),
         "{not json",
         json.dumps({"pmid": "222", "abstract": "No title here."}),
         json.dumps({"title": "No id", "abstract": "Text."}),
         json.dumps({"pmid": "333", "title": "No text"}),
         json.dumps(["a", "list"]),
         "",
-        json.dumps({"id": "g1", "kind": "guideline", "title": "Guideline G", "sections": [{"heading": "Rec", "text": "Do X."}]}),
+        json.dumps(
+            {"id": "g1", "kind": "guideline", "title": "Guideline G", "sections": [{"heading": "Rec", "text": "Do X."}]}
+        ),
     ]
     path = write("records.jsonl", "\n".join(rows) + "\n")
     result = ingest([(path, "research")], progress=False)
