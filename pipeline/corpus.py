@@ -193,6 +193,10 @@ def _text(el: ET.Element | None) -> str:
     return "".join(el.itertext()).strip() if el is not None else ""
 
 
+def _labelled(label: object, text: str) -> str:
+    return f"{str(label).strip().capitalize()}: {text}" if label and str(label).strip() else text
+
+
 def parse_pubmed_xml(data: bytes) -> list[dict[str, Any]]:
     """Records from an E-utilities ``efetch`` PubmedArticleSet (title, abstract sections, journal, year, DOI)."""
     try:
@@ -205,11 +209,8 @@ def parse_pubmed_xml(data: bytes) -> list[dict[str, Any]]:
         a = art.find("MedlineCitation/Article")
         if not pmid or a is None:
             continue
-        sections = [
-            {"heading": (t.get("Label") or "").title(), "text": _text(t)}
-            for t in a.findall("Abstract/AbstractText")
-            if _text(t)
-        ]
+        # Labelled parts stay inline ("Results: ...") so a short abstract packs into one chunk.
+        parts = [_labelled(t.get("Label"), _text(t)) for t in a.findall("Abstract/AbstractText") if _text(t)]
         year = (
             _text(a.find("Journal/JournalIssue/PubDate/Year"))
             or _text(a.find("Journal/JournalIssue/PubDate/MedlineDate"))[:4]
@@ -224,7 +225,7 @@ def parse_pubmed_xml(data: bytes) -> list[dict[str, Any]]:
                 "journal": _text(a.find("Journal/Title")),
                 "year": int(year) if year.isdigit() else None,
                 "doi": doi,
-                "sections": sections,
+                "abstract": "\n\n".join(parts),
                 "license": "PubMed abstract (NLM terms)",
             }
         )
@@ -324,15 +325,15 @@ def pubmedqa_records(data: bytes) -> list[dict[str, Any]]:
     recs = []
     for pmid, e in json.loads(data).items():
         labels = e.get("LABELS") or [""] * len(e["CONTEXTS"])
-        sections = [{"heading": str(lab).title(), "text": c} for lab, c in zip(labels, e["CONTEXTS"], strict=False)]
+        parts = [_labelled(lab, c) for lab, c in zip(labels, e["CONTEXTS"], strict=False)]
         if e.get("LONG_ANSWER"):
-            sections.append({"heading": "Conclusions", "text": e["LONG_ANSWER"]})
+            parts.append(_labelled("Conclusions", e["LONG_ANSWER"]))
         recs.append(
             {
                 "pmid": str(pmid),
                 "title": e["QUESTION"],
                 "year": int(e["YEAR"]) if str(e.get("YEAR", "")).isdigit() else None,
-                "sections": sections,
+                "abstract": "\n\n".join(parts),
                 "mesh": e.get("MESHES", []),
                 "license": "PubMed abstract via PubMedQA (MIT)",
             }

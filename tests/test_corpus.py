@@ -127,11 +127,12 @@ def test_download_path_uses_eutils_and_checks_sha256(tmp_path: Path, server: _Se
     first = recs[0]
     assert first["journal"].startswith("Radiotherapy and oncology") and first["year"] == 2021
     assert first["doi"] == "10.1016/j.example.2021.01.001"
-    assert first["sections"][1] == {
-        "heading": "Results",
-        "text": "SBRT to progressing sites delayed a change of systemic therapy by a median of 9 months.",
-    }
-    assert recs[1]["year"] == 2019 and recs[1]["sections"][0]["heading"] == ""
+    assert first["abstract"] == (
+        "Background: Oligoprogression is progression at a few sites while other disease stays controlled.\n\n"
+        "Results: SBRT to progressing sites delayed a change of systemic therapy by a median of 9 months."
+    )
+    assert recs[1]["year"] == 2019
+    assert recs[1]["abstract"] == "Local therapies add to systemic treatment in selected patients."
     lock = json.loads((root / "corpus.lock.json").read_text())
     assert {f["path"] for f in lock["files"]} == {"guidelines/local.md", "research/pubmed.jsonl"}
     assert corpus.verify("tiny", _settings(tmp_path, server)) == []
