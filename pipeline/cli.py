@@ -227,6 +227,57 @@ def search(
         _print_hits(hits)
 
 
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="The clinical question.")] = SEED_QUESTION,
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
+    generator: Annotated[
+        str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option(help="clinician (default) or patient: changes wording, not evidence.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md (streams), json or html.")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of the terminal.")] = None,
+    preset: PresetOpt = "default",
+) -> None:
+    """Answer a question from the guidelines and the research, with numbered citations."""
+    from pipeline.answer import AnswerDone, ask_stream, make_generator
+    from pipeline.render import MarkdownStream, to_dict, to_html, to_markdown
+
+    if fmt not in ("md", "json", "html"):
+        typer.echo(f"error: --format must be md, json or html, not {fmt!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = Settings.preset(preset)
+        idx = open_index(index, embedder=None)
+        gen = make_generator(generator or settings.answer.generator, settings, idx)
+        stream = MarkdownStream() if fmt == "md" and out is None else None
+        answer = None
+        if stream:
+            typer.echo(f"# {question}")
+        for event in ask_stream(question, idx, generator=gen, settings=settings, audience=audience):  # type: ignore[arg-type]
+            if stream:
+                typer.echo(stream.feed(event), nl=False)
+            if isinstance(event, AnswerDone):
+                answer = event.answer
+    except PipelineError as e:
+        _fail(e)
+    assert answer is not None
+    if stream:
+        return
+    text = (
+        {"md": to_markdown, "html": to_html}[fmt](answer)
+        if fmt != "json"
+        else json.dumps(to_dict(answer), indent=2, ensure_ascii=False)
+    )
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(text)
+
+
 def main() -> None:
     try:
         app()

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pipeline.retrieve import Index
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on its own logger
 
 FORMAT = "medcite-index"
 FORMAT_VERSION = 1

@@ -192,9 +192,10 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # NCI PDQ reference markers: [[1](#cit/section_1.1)], [[1](#cit/..),[2](#cit/..)], [[1](#cit/..)-[3](#cit/..)]
 _PDQ_CITE = re.compile(r"\[(?:\[\d+\]\(#cit/[^)]*\)[,;\-–\s]*)+\]")
 _PDQ_LEVEL = re.compile(r"\[\[(Levels? of evidence[^\]]*)\]\([^)]*\)\]")
-_PUBMED_LINK = re.compile(r"\[\[PUBMED Abstract\]\([^)]*\)\]")
+_PUBMED_LINK = re.compile(r"\[\[PUBMED Abstract\]\([^)]*\)\]|\[\[PUBMED Abstract\]\]\([^)]*\)")
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# Link text may hold one level of brackets ("[FOLFOX (leucovorin [LV])](/url)"); the target may hold parentheses.
+_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
 _EMPH = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _SKIP_SECTIONS = {"references", "reference", "bibliography", "changes to this summary", "about this pdq summary"}
 

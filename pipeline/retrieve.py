@@ -71,6 +71,12 @@ class Index:
         counts = ", ".join(f"{k} {b - a}" for k, (a, b) in self.ranges.items())
         return f"<Index {self.id} at {self.path}: {len(self.documents)} documents, {len(self)} chunks ({counts})>"
 
+    def similarity(self, query: str, chunk_ids: Sequence[str]) -> np.ndarray:
+        """Cosine similarity between the query and each chunk (vectors are unit length)."""
+        vec = self._embedder().encode([query])[0]
+        rows = [self._row_of[c] for c in chunk_ids]
+        return np.asarray(self.embeddings[rows], dtype=np.float32) @ vec if rows else np.zeros(0, dtype=np.float32)
+
     def chunk(self, chunk_id: str) -> Chunk:
         try:
             return self.chunks[self._row_of[chunk_id]]

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import InputError
@@ -82,6 +82,47 @@ class CorpusSettings(_Group):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
+class AnswerSettings(_Group):
+    """How answers are written from retrieved passages."""
+
+    generator: Literal["llama", "extractive", "openai"] = "llama"
+    audience: Literal["clinician", "patient"] = "clinician"
+    k_guideline: int = Field(default=5, ge=0, le=20)  # passages shown to the generator per section
+    k_research: int = Field(default=5, ge=0, le=20)
+    # Cosine similarity (bundled MiniLM) between the question and a passage. A section abstains when
+    # no passage reaches min_relevance; passages under min_source_score are not shown at all.
+    min_relevance: float = Field(default=0.40, ge=-1, le=1)
+    min_source_score: float = Field(default=0.25, ge=-1, le=1)
+    max_items: int = Field(default=6, ge=1, le=20)  # statements per section (extractive)
+    uncited: Literal["drop", "mark"] = "drop"  # a statement left with no valid citation
+
+
+class LlamaSettings(_Group):
+    """The bundled Qwen2.5 instruct model through llama-cpp-python."""
+
+    model_path: Path | None = None  # None: assemble the bundled GGUF parts into cache_dir
+    cache_dir: Path = Path.home() / ".cache" / "medcite" / "models"
+    n_ctx: int = Field(default=4096, ge=512)
+    n_threads: int = Field(default=2, ge=1)
+    n_batch: int = Field(default=256, ge=8)
+    max_tokens: int = Field(default=450, ge=16)
+    temperature: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class OpenAISettings(_Group):
+    """Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, a hosted API)."""
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "default"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_tokens: int = Field(default=600, ge=16)
+    temperature: float = Field(default=0.0, ge=0)
+    json_schema: bool = True  # send response_format json_schema; turn off for servers without it
+    max_concurrency: int = Field(default=4, ge=1)
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # Small and fast: for tests and quick looks. Same model, so indexes stay compatible.
@@ -100,6 +141,9 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     corpus: CorpusSettings = CorpusSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llama: LlamaSettings = LlamaSettings()
+    openai: OpenAISettings = OpenAISettings()
 
     @classmethod
     def preset(cls, name: str = "default", **overrides: Any) -> Settings:
@@ -116,5 +160,14 @@ class Settings(BaseSettings):
 
     def hash(self) -> str:
         """sha256 of the settings that change results (paths excluded)."""
-        payload = self.model_dump(mode="json", exclude={"preset_name": True, "corpus": True, "embed": {"path"}})
+        payload = self.model_dump(
+            mode="json",
+            exclude={
+                "preset_name": True,
+                "corpus": True,
+                "embed": {"path"},
+                "llama": {"model_path", "cache_dir"},
+                "openai": {"api_key", "base_url", "timeout_s", "max_concurrency"},
+            },
+        )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

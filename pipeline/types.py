@@ -145,3 +145,80 @@ class Skipped:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+# --------------------------------------------------------------------------- answers
+
+GUIDELINES_TITLE = "From the Guidelines"
+RESEARCH_TITLE = "From the Research"
+SECTION_TITLES: dict[Kind, str] = {"guideline": GUIDELINES_TITLE, "research": RESEARCH_TITLE}
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One sentence or bullet of an answer with the reference numbers it cites (1-based)."""
+
+    text: str
+    citations: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Statements under one heading; ``heading=None`` is the lead paragraph (or plain bullets)."""
+
+    heading: str | None
+    items: tuple[Statement, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    groups: tuple[Group, ...]
+    abstained: bool = False  # True when no passage was relevant enough; the one item says so
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    chunk_id: str
+    page: int | None
+    text: str
+    heading: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """Reference ``n`` of an answer: a document and the passages of it that were cited."""
+
+    n: int
+    kind: Kind
+    title: str
+    source: str
+    year: int | None
+    id: str  # PMID, DOI or document id
+    url: str | None
+    doc_id: str
+    passages: tuple[Passage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    generator: str
+    model: str
+    prompt_hash: str
+    settings_hash: str
+    index_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A sectioned, cited answer. Citation ``[n]`` is ``references[n - 1]``."""
+
+    question: str
+    sections: tuple[Section, ...]
+    references: tuple[Reference, ...]
+    disclaimer: str
+    follow_ups: tuple[str, ...]
+    run: RunInfo
+    audience: str = "clinician"
+    id: str | None = None
+    stats: dict[str, int] = field(default_factory=dict, hash=False, compare=False)

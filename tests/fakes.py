@@ -60,3 +60,23 @@ class FailingEmbedder(HashingEmbedder):
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         raise RuntimeError("simulated crash while embedding")
+
+
+class ScriptedBackend:
+    """A chat backend that returns scripted replies in small pieces and records what it was sent."""
+
+    def __init__(self, replies: list[str], piece: int = 7, model: str = "scripted") -> None:
+        self.replies = list(replies)
+        self.piece = piece
+        self._model = model
+        self.calls: list[tuple[list[dict[str, str]], dict[str, object]]] = []
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def stream(self, messages: list[dict[str, str]], schema: dict[str, object], max_tokens: int):  # type: ignore[no-untyped-def]
+        self.calls.append((messages, schema))
+        reply = self.replies.pop(0) if self.replies else '{"questions": []}'
+        for i in range(0, len(reply), self.piece):
+            yield reply[i : i + self.piece]

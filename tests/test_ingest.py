@@ -25,6 +25,9 @@ from tests.pdfs import encrypted_pdf, image_only_pdf, text_pdf
         ('Trial X.[[PUBMED Abstract](https://pubmed.ncbi.nlm.nih.gov/123/ "x")]', "Trial X."),
         ("**Bold** and *italic* text", "Bold and italic text"),
         ("![figure](img.png) Caption", "Caption"),
+        ("[ FOLFOXIRI (leucovorin [ LV], 5-FU)](/types/rectal-pdq#_1115).", "FOLFOXIRI (leucovorin [ LV], 5-FU)."),
+        ('Trial.[[PUBMED Abstract]](http://x/q?cmd=Retrieve&list_uids=1 "http://x")', "Trial."),
+        ("See [Table 2](https://en.wikipedia.org/wiki/X_(y)) below.", "See Table 2 below."),
     ],
 )
 def test_strip_markdown_removes_pdq_markers_and_links(line: str, expected: str) -> None:

@@ -1,0 +1,103 @@
+"""Citation markers: parse what a model wrote, keep only numbers it was shown, renumber by first use.
+
+The pipeline owns the numbering. A generator sees its section's sources as ``[1]..[m]`` and may
+only choose among them; every number it writes is checked here, out-of-range numbers are dropped
+and counted, and the surviving ones are mapped to answer-wide reference numbers ``1..n`` in order
+of first use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pipeline.types import Hit, Passage, Reference
+
+# [1] [1, 2] [1,2] [1-3] [1–3] [1; 2] — a bracket holding only numbers, commas, semicolons, dashes.
+MARKER = re.compile(r"\s*\[(\d+(?:\s*(?:[,;]|[-–—]|and)\s*\d+)*)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+MAX_RANGE = 50  # "[1-999]" is not a range anyone means
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCitations:
+    text: str  # the text with every marker removed
+    numbers: tuple[int, ...]  # every number written, in order, duplicates removed
+    valid: tuple[int, ...]  # those within 1..n_sources
+    invalid: tuple[int, ...]  # those outside it
+
+
+def _expand(body: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*(?:[,;]|and)\s*", body):
+        m = re.fullmatch(r"(\d+)\s*[-–—]\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            out.extend(range(a, b + 1) if 0 <= b - a <= MAX_RANGE else (a, b))
+        elif part.strip().isdigit():
+            out.append(int(part))
+    return out
+
+
+def parse_citations(text: str, n_sources: int, extra: Iterable[int] = ()) -> ParsedCitations:
+    """Strip ``[n]`` markers from ``text`` and sort their numbers into valid and invalid.
+
+    ``extra`` adds numbers given outside the text (a structured ``cite`` field), checked the same way.
+    Markers before or after the final period are both accepted; the cleaned text keeps its punctuation.
+    """
+    numbers: list[int] = []
+    for m in MARKER.finditer(text):
+        numbers.extend(_expand(m.group(1)))
+    numbers.extend(int(x) for x in extra)
+    clean = _SPACE_BEFORE_PUNCT.sub(r"\1", MARKER.sub("", text)).strip()
+    seen: list[int] = list(dict.fromkeys(numbers))
+    valid = tuple(n for n in seen if 1 <= n <= n_sources)
+    invalid = tuple(n for n in seen if not 1 <= n <= n_sources)
+    return ParsedCitations(clean, tuple(seen), valid, invalid)
+
+
+def format_citations(numbers: Sequence[int]) -> str:
+    """``[1]``, ``[1, 2]``; empty for no numbers."""
+    return f"[{', '.join(str(n) for n in numbers)}]" if numbers else ""
+
+
+@dataclass
+class References:
+    """Answer-wide reference numbers, assigned by first use; one reference per document."""
+
+    _by_doc: dict[str, int] = field(default_factory=dict)
+    _hits: dict[int, list[Hit]] = field(default_factory=dict)
+
+    def number(self, hit: Hit) -> int:
+        doc = hit.chunk.doc_id
+        if doc not in self._by_doc:
+            self._by_doc[doc] = len(self._by_doc) + 1
+            self._hits[self._by_doc[doc]] = []
+        n = self._by_doc[doc]
+        if all(h.chunk.id != hit.chunk.id for h in self._hits[n]):
+            self._hits[n].append(hit)
+        return n
+
+    def __len__(self) -> int:
+        return len(self._by_doc)
+
+    def build(self) -> tuple[Reference, ...]:
+        refs = []
+        for n in sorted(self._hits):
+            hits = self._hits[n]
+            d = hits[0].document
+            refs.append(
+                Reference(
+                    n=n,
+                    kind=hits[0].chunk.kind,
+                    title=d.title,
+                    source=d.source,
+                    year=d.year,
+                    id=f"PMID {d.pmid}" if d.pmid else (f"DOI {d.doi}" if d.doi else d.id),
+                    url=d.url,
+                    doc_id=d.id,
+                    passages=tuple(Passage(h.chunk.id, h.chunk.page, h.chunk.text, h.chunk.heading) for h in hits),
+                )
+            )
+        return tuple(refs)
