@@ -1,11 +1,13 @@
 # Two commands do all the set-up (see README):
 #   make demo   creates .venv, installs, pulls the demo corpus, builds its index, answers the seed question
+#               (with the bundled LLM; GENERATOR=extractive answers without a model)
 #   make test   creates .venv if needed, installs, runs the test suite
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 QUESTION ?= What is the treatment for oligoprogressive colorectal cancer?
+GENERATOR ?= llama
 
 .PHONY: demo test install lint bench eval-retrieval clean
 
@@ -24,7 +26,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/medcite corpus pull demo
 	$(BIN)/medcite index build --corpus demo --out indexes/demo
-	$(BIN)/medcite search "$(QUESTION)" --index indexes/demo --by-kind -k 3
+	$(BIN)/medcite ask "$(QUESTION)" --index indexes/demo --generator $(GENERATOR)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from pipeline.retrieve import Index
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on its own logger
 
 FORMAT = "medcite-index"
 FORMAT_VERSION = 1
@@ -334,9 +333,18 @@ def _build_locked(
     )
 
 
-def _bm25_tokenize(texts: Sequence[str], *, ids: bool) -> Any:
+def import_bm25s() -> Any:
+    """bm25s, with its logger (which it sets to DEBUG on import) brought back to WARNING."""
     import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def _bm25_tokenize(texts: Sequence[str], *, ids: bool) -> Any:
     import Stemmer
+
+    bm25s = import_bm25s()
 
     return bm25s.tokenize(
         list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=ids, show_progress=False
@@ -355,9 +363,9 @@ def _write_version(
     skipped: list[Skipped],
     progress: bool,
 ) -> Path:
-    import bm25s
     import faiss
 
+    bm25s = import_bm25s()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     name = f"v-{stamp}-{index_id[:8]}-{secrets.token_hex(2)}"
     tmp = root / f".{name}.tmp"

@@ -105,7 +105,9 @@ class Index:
 
     def _bm25_index(self) -> Any:
         if self._bm25 is None:
-            import bm25s
+            from pipeline.index import import_bm25s
+
+            bm25s = import_bm25s()
 
             try:
                 self._bm25 = bm25s.BM25.load(str(self.bm25_path), allow_pickle=False, show_progress=False)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -56,3 +58,43 @@ def write(tmp_path: Path) -> Callable[..., Path]:
         return p
 
     return _write
+
+
+COLON = "guidelines/pdq/types-colorectal-hp-colon-treatment-pdq.md"
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
+    """colon PDQ summary (guideline) + the 23 colorectal PubMedQA abstracts (research), built through the CLI."""
+    root = tmp_path_factory.mktemp("real")
+    (root / "guidelines").mkdir()
+    shutil.copy(mirror / COLON, root / "guidelines")
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.corpus import pubmedqa_records
+
+    recs = pubmedqa_records((mirror / "research/pubmedqa/ori_pqal.json").read_bytes())
+    recs = [r for r in recs if "colorectal" in r["abstract"].lower() or "colon" in r["title"].lower()][:30]
+    assert len(recs) == 23
+    (root / "research").mkdir()
+    (root / "research" / "pubmedqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (root / "research" / "broken.jsonl").write_text('{"pmid": "1", "abstract": "no title"}\n')
+    result = CliRunner().invoke(
+        app,
+        [
+            "index",
+            "build",
+            "-g",
+            str(root / "guidelines"),
+            "-r",
+            str(root / "research"),
+            "--out",
+            str(root / "ix"),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "24 documents" in result.output
+    assert "broken.jsonl:1: missing field 'title'" in result.output
+    return root / "ix"

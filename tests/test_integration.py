@@ -18,38 +18,6 @@ COLON = "guidelines/pdq/types-colorectal-hp-colon-treatment-pdq.md"
 SEED = "What is the treatment for oligoprogressive colorectal cancer?"
 
 
-@pytest.fixture(scope="module")
-def real_index(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
-    """colon PDQ summary (guideline) + 40 PubMedQA abstracts (research), built through the CLI."""
-    root = tmp_path_factory.mktemp("real")
-    (root / "guidelines").mkdir()
-    shutil.copy(mirror / COLON, root / "guidelines")
-    from pipeline.corpus import pubmedqa_records
-
-    recs = pubmedqa_records((mirror / "research/pubmedqa/ori_pqal.json").read_bytes())[:40]
-    (root / "research").mkdir()
-    (root / "research" / "pubmedqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    (root / "research" / "broken.jsonl").write_text('{"pmid": "1", "abstract": "no title"}\n')
-    result = CliRunner().invoke(
-        app,
-        [
-            "index",
-            "build",
-            "-g",
-            str(root / "guidelines"),
-            "-r",
-            str(root / "research"),
-            "--out",
-            str(root / "ix"),
-            "-q",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert "41 documents" in result.output
-    assert "broken.jsonl:1: missing field 'title'" in result.output
-    return root / "ix"
-
-
 def test_finds_a_known_passage(real_index: Path) -> None:
     index = open_index(real_index)
     hits = index.search("FOLFOXIRI plus bevacizumab for metastatic colorectal cancer", k=5, kind="guideline")
@@ -104,3 +72,54 @@ def test_langchain_retriever(real_index: Path) -> None:
     docs = retriever.invoke("adjuvant chemotherapy for stage III colon cancer")
     assert len(docs) == 2
     assert docs[0].metadata["kind"] == "guideline" and docs[0].metadata["chunk_id"] and docs[0].page_content
+
+
+def _check_answer_json(out: dict, question: str) -> None:  # type: ignore[type-arg]
+    assert out["question"] == question
+    assert [s["title"] for s in out["sections"]] == ["From the Guidelines", "From the Research"]
+    refs = {r["n"]: r for r in out["references"]}
+    assert sorted(refs) == list(range(1, len(refs) + 1))
+    order: list[int] = []
+    for section, kind in zip(out["sections"], ["guideline", "research"], strict=True):
+        if section["abstained"]:
+            continue
+        for block in section["blocks"]:
+            for item in block["items"]:
+                assert item["citations"], item
+                for n in item["citations"]:
+                    assert refs[n]["kind"] == kind, "each section cites only its own kind"
+                    if n not in order:
+                        order.append(n)
+    assert order == sorted(order), "numbers follow first use"
+    for r in refs.values():
+        assert r["title"] and r["passages"] and all(p["chunk_id"] and p["text"] for p in r["passages"])
+    assert out["disclaimer"] and set(out["run"]) == {"generator", "model", "prompt_hash", "settings_hash", "index_id"}
+
+
+def test_ask_extractive_end_to_end(real_index: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", SEED, "--index", str(real_index), "-g", "extractive", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    _check_answer_json(out, SEED)
+    assert not out["sections"][0]["abstained"], "the colon PDQ summary covers stage IV treatment"
+    assert out["run"]["generator"] == "extractive"
+    # Every extractive statement is a sentence of a cited passage.
+    refs = {r["n"]: r for r in out["references"]}
+    for section in out["sections"]:
+        for block in section["blocks"]:
+            for item in block["items"]:
+                body = item["text"].split(": ", 1)[-1] if item["text"].startswith("According to") else item["text"]
+                assert any(body in p["text"] for n in item["citations"] for p in refs[n]["passages"])
+    md = runner.invoke(app, ["ask", SEED, "--index", str(real_index), "-g", "extractive"])
+    assert md.exit_code == 0 and "## From the Guidelines" in md.stdout and "## References" in md.stdout
+    page = tmp_path / "a.html"
+    html = runner.invoke(app, ["ask", SEED, "-i", str(real_index), "-g", "extractive", "-f", "html", "-o", str(page)])
+    assert html.exit_code == 0 and page.read_text().startswith("<!doctype html>")
+    off_topic = json.loads(
+        runner.invoke(
+            app, ["ask", "How do I tune a guitar string?", "-i", str(real_index), "-g", "extractive", "-f", "json"]
+        ).stdout
+    )
+    assert [s["abstained"] for s in off_topic["sections"]] == [True, True]
+    assert off_topic["references"] == []
