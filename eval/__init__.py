@@ -1,0 +1,1 @@
+"""Judges what the pipeline produced: benchmarks and retrieval evaluations. Imports ``pipeline``, never the reverse."""
