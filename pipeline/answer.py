@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.cite import References, parse_citations
 from pipeline.errors import InputError
@@ -27,6 +27,7 @@ from pipeline.generate import (
     SectionRequest,
     Source,
 )
+from pipeline.judge import Judge
 from pipeline.retrieve import Index
 from pipeline.settings import Settings
 from pipeline.types import KINDS, SECTION_TITLES, Answer, Group, Hit, Kind, RunInfo, Section, Statement
@@ -49,6 +50,7 @@ DISCLAIMER = {
     ),
 }
 UNCITED_MARK = "(unsupported: no valid citation)"
+UNSUPPORTED_MARK = "(not supported by the cited passages)"
 
 
 # --------------------------------------------------------------------------- events (for streaming)
@@ -148,6 +150,28 @@ def select_sources(index: Index, question: str, kind: Kind, k: int, settings: Se
     return keep, float(sims.max())
 
 
+@dataclass
+class _Verify:
+    """Answer-time check of each statement against the passages it cites (``ask --verify``)."""
+
+    judge: Judge
+    action: Literal["drop", "mark"] = "drop"
+    checked: int = 0
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    marked: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "judge": self.judge.name,
+            "fingerprint": self.judge.fingerprint(),
+            "threshold": self.judge.threshold,
+            "action": self.action,
+            "checked": self.checked,
+            "removed": self.removed,
+            "marked": self.marked,
+        }
+
+
 def ask_stream(
     question: str,
     index: Index,
@@ -155,6 +179,8 @@ def ask_stream(
     generator: Generator | None = None,
     settings: Settings | None = None,
     audience: Audience | None = None,
+    verifier: Judge | None = None,
+    verify_action: Literal["drop", "mark"] = "drop",
 ) -> Iterator[Event]:
     """Answer ``question`` from ``index``, yielding events as statements are written.
 
@@ -167,6 +193,7 @@ def ask_stream(
     if audience not in ("clinician", "patient"):
         raise InputError(f"audience is {audience!r}; choose clinician or patient")
     generator = generator or make_generator(settings.answer.generator, settings, index)
+    verify = _Verify(verifier, verify_action) if verifier is not None else None
     stats = _Stats()
     refs = References()
     sections: list[Section] = []
@@ -190,7 +217,7 @@ def ask_stream(
         request = SectionRequest(question, kind, sources, audience)
         groups: list[tuple[str | None, list[Statement]]] = []
         for draft in generator.draft_section(request):
-            checked = _check(draft, sources, refs, stats, settings)
+            checked = _check(draft, sources, refs, stats, settings, verify, title)
             if checked is None:
                 continue
             st = checked
@@ -225,18 +252,47 @@ def ask_stream(
         audience=audience,
         id=hashlib.sha256(f"{question}\x00{index.id}\x00{time.time_ns()}".encode()).hexdigest()[:12],
         stats=dict(stats.counts),
+        verification=verify.report() if verify else None,
     )
     yield AnswerDone(answer)
 
 
 def _check(
-    draft: DraftItem, sources: tuple[Source, ...], refs: References, stats: _Stats, settings: Settings
+    draft: DraftItem,
+    sources: tuple[Source, ...],
+    refs: References,
+    stats: _Stats,
+    settings: Settings,
+    verify: _Verify | None = None,
+    section: str = "",
 ) -> Statement | None:
-    """Validate a drafted statement's citations and map them to answer-wide reference numbers."""
+    """Validate a drafted statement's citations, verify it if asked, and number its references.
+
+    Verification runs before numbering, so a dropped statement never leaves an uncited reference behind.
+    """
     parsed = parse_citations(draft.text, len(sources), extra=draft.cites)
     if not parsed.text:
         return None
     stats.add("out_of_range_citations", len(parsed.invalid))
+    text = parsed.text
+    if parsed.valid and verify is not None:
+        passage = "\n\n".join(sources[n - 1].hit.chunk.text for n in parsed.valid)
+        score = float(verify.judge.score([(parsed.text, passage)])[0])
+        verify.checked += 1
+        if score < verify.judge.threshold:
+            record = {
+                "section": section,
+                "text": parsed.text,
+                "score": round(score, 4),
+                "chunk_ids": [sources[n - 1].hit.chunk.id for n in parsed.valid],
+            }
+            if verify.action == "drop":
+                verify.removed.append(record)
+                stats.add("unsupported_dropped")
+                return None
+            verify.marked.append(record)
+            stats.add("unsupported_marked")
+            text = f"{parsed.text} {UNSUPPORTED_MARK}"
     numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in parsed.valid))
     if not numbers:
         if settings.answer.uncited == "drop":
@@ -246,7 +302,7 @@ def _check(
         stats.add("statements")
         return Statement(f"{parsed.text} {UNCITED_MARK}")
     stats.add("statements")
-    return Statement(parsed.text, numbers)
+    return Statement(text, numbers)
 
 
 def ask(
@@ -256,12 +312,20 @@ def ask(
     generator: Generator | None = None,
     settings: Settings | None = None,
     audience: Audience | None = None,
+    verifier: Judge | None = None,
+    verify_action: Literal["drop", "mark"] = "drop",
 ) -> Answer:
     """Answer ``question`` from ``index`` (see :func:`ask_stream`)."""
-    for event in ask_stream(question, index, generator=generator, settings=settings, audience=audience):
+    events = ask_stream(
+        question,
+        index,
+        generator=generator,
+        settings=settings,
+        audience=audience,
+        verifier=verifier,
+        verify_action=verify_action,
+    )
+    for event in events:
         if isinstance(event, AnswerDone):
             return event.answer
     raise AssertionError("ask_stream ended without an answer")
-
-
-AudienceLiteral = Literal["clinician", "patient"]

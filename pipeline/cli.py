@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline import corpus as corpus_mod
-from pipeline.errors import IndexError_, PipelineError
+from pipeline.errors import IndexError_, InputError, PipelineError
 from pipeline.index import build_index, open_index
 from pipeline.settings import Settings
 from pipeline.types import KINDS, Hit
@@ -239,10 +239,16 @@ def ask_cmd(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md (streams), json or html.")] = "md",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of the terminal.")] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
+    ] = False,
+    judge: Annotated[str | None, typer.Option(help="Judge for --verify: lexical, embedding, llm, nli, openai.")] = None,
+    unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
     preset: PresetOpt = "default",
 ) -> None:
     """Answer a question from the guidelines and the research, with numbered citations."""
     from pipeline.answer import AnswerDone, ask_stream, make_generator
+    from pipeline.judge import judge_from_settings
     from pipeline.render import MarkdownStream, to_dict, to_html, to_markdown
 
     if fmt not in ("md", "json", "html"):
@@ -252,11 +258,23 @@ def ask_cmd(
         settings = Settings.preset(preset)
         idx = open_index(index, embedder=None)
         gen = make_generator(generator or settings.answer.generator, settings, idx)
+        if unsupported not in ("drop", "mark"):
+            raise InputError(f"--unsupported must be drop or mark, not {unsupported!r}")
+        verifier = judge_from_settings(settings, judge, embedder=idx._embedder()) if verify else None
         stream = MarkdownStream() if fmt == "md" and out is None else None
         answer = None
         if stream:
             typer.echo(f"# {question}")
-        for event in ask_stream(question, idx, generator=gen, settings=settings, audience=audience):  # type: ignore[arg-type]
+        events = ask_stream(
+            question,
+            idx,
+            generator=gen,
+            settings=settings,
+            audience=audience,  # type: ignore[arg-type]
+            verifier=verifier,
+            verify_action=unsupported,  # type: ignore[arg-type]
+        )
+        for event in events:
             if stream:
                 typer.echo(stream.feed(event), nl=False)
             if isinstance(event, AnswerDone):
@@ -276,6 +294,20 @@ def ask_cmd(
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text)
+
+
+def _load_plugins() -> None:
+    """Add sub-commands registered under the ``medcite.cli`` entry point group (e.g. ``medcite eval``)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="medcite.cli"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not take the core commands down
+            logging.getLogger(__name__).warning("medcite plugin %s failed to load: %s", ep.name, e)
+
+
+_load_plugins()
 
 
 def main() -> None:

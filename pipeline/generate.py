@@ -393,7 +393,7 @@ class LlamaBackend:
         temperature: float = 0.0,
     ) -> None:
         self.model_path = model_path
-        self.kwargs = {"n_ctx": n_ctx, "n_threads": n_threads, "n_batch": n_batch, "seed": seed}
+        self.kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": n_threads, "n_batch": n_batch, "seed": seed}
         self.temperature = temperature
         self._llm: Any = None
 

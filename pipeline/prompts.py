@@ -32,6 +32,7 @@ TASKS: dict[str, frozenset[str]] = {
         }
     ),
     "follow_ups": frozenset({"audience_label", "question", "topics"}),
+    "judge": frozenset({"passage", "claim"}),
 }
 
 _PART = re.compile(r"^=== (system|user)\s*$", re.M)

@@ -67,6 +67,7 @@ def to_dict(answer: Answer) -> dict[str, Any]:
             "index_id": answer.run.index_id,
         },
         "stats": dict(answer.stats),
+        **({"verification": answer.verification} if answer.verification is not None else {}),
     }
 
 
@@ -121,6 +122,7 @@ def from_dict(d: dict[str, Any]) -> Answer:
             audience=str(d.get("audience", "clinician")),
             id=d.get("id"),
             stats=dict(d.get("stats", {})),
+            verification=d.get("verification"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(f"not an answer in medcite's JSON shape ({type(e).__name__}: {e})") from None

@@ -222,3 +222,5 @@ class Answer:
     audience: str = "clinician"
     id: str | None = None
     stats: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+    # With --verify: {"judge", "fingerprint", "threshold", "action", "checked", "removed": [...], "marked": [...]}
+    verification: dict[str, Any] | None = field(default=None, hash=False, compare=False)

@@ -80,3 +80,24 @@ class ScriptedBackend:
         reply = self.replies.pop(0) if self.replies else '{"questions": []}'
         for i in range(0, len(reply), self.piece):
             yield reply[i : i + self.piece]
+
+
+class KeywordJudge:
+    """Supported when every word of the claim (lower-cased, 4+ letters) appears in the passage."""
+
+    name = "keyword"
+    threshold = 0.5
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def fingerprint(self) -> str:
+        return "keyword-v1"
+
+    def score(self, pairs):  # type: ignore[no-untyped-def]
+        self.seen.extend(pairs)
+        out = []
+        for claim, passage in pairs:
+            words = [w for w in re.findall(r"[a-z]{4,}", claim.lower())]
+            out.append(1.0 if words and all(w in passage.lower() for w in words) else 0.0)
+        return np.array(out, dtype=np.float32)

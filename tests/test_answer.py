@@ -300,3 +300,47 @@ def test_bad_input(index) -> None:  # type: ignore[no-untyped-def]
         ask(Q, index, generator=gen, audience="robot")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="unknown generator"):
         make_generator("gpt", SETTINGS, index)
+
+
+def test_verify_drops_or_marks_unsupported_statements(index) -> None:  # type: ignore[no-untyped-def]
+    from tests.fakes import KeywordJudge
+
+    guideline = json.dumps(
+        {
+            "lead": [{"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "cite": [1]}],
+            "groups": [
+                {"heading": "Invented", "points": [{"text": "Homeopathy cures colorectal cancer.", "cite": [2]}]}
+            ],
+        }
+    )
+    research = json.dumps(
+        {
+            "groups": [
+                {"heading": "", "points": [{"text": "Radiotherapy delayed systemic treatment change.", "cite": [1]}]}
+            ]
+        }
+    )
+
+    def run(action: str):  # type: ignore[no-untyped-def]
+        backend = ScriptedBackend([guideline, research, "{}"])
+        return ask(
+            Q,
+            index,
+            generator=LLMGenerator(backend, name="s"),
+            settings=SETTINGS,
+            verifier=KeywordJudge(),
+            verify_action=action,
+        )  # type: ignore[arg-type]
+
+    dropped = run("drop")
+    texts = [st.text for s in dropped.sections for g in s.groups for st in g.items]
+    assert "Homeopathy cures colorectal cancer." not in texts
+    assert dropped.verification is not None and dropped.verification["checked"] == 3
+    assert [r["text"] for r in dropped.verification["removed"]] == ["Homeopathy cures colorectal cancer."]
+    cited = {n for s in dropped.sections for g in s.groups for st in g.items for n in st.citations}
+    assert cited == {r.n for r in dropped.references}, "a dropped statement leaves no uncited reference behind"
+    assert to_dict(dropped)["verification"]["judge"] == "keyword"
+    marked = run("mark")
+    texts = [st.text for s in marked.sections for g in s.groups for st in g.items]
+    assert "Homeopathy cures colorectal cancer. (not supported by the cited passages)" in texts
+    assert marked.stats["unsupported_marked"] == 1
