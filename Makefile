@@ -9,6 +9,15 @@ STAMP   := $(VENV)/.installed
 QUESTION ?= What is the treatment for oligoprogressive colorectal cancer?
 GENERATOR ?= llama
 
+# llama-cpp-python builds from source. A -march=native build uses AMX tiles on CPUs that have them, and on
+# this workplace's Sapphire Rapids machines that build crashes (SIGSEGV) on any multi-token prompt. So it is
+# built once with explicit instruction sets, AMX off, into a per-machine wheel cache (~10 min on 2 cores).
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEELS  ?= $(HOME)/.cache/medcite/wheels
+LLAMA_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON")
+LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(LLAMA_AVX512) \
+                 -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 .PHONY: demo test install lint bench eval-retrieval clean
 
 $(BIN)/python:
@@ -18,7 +27,11 @@ $(BIN)/python:
 # torch first: pip then resolves it to the local CPU wheel, and nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) \
+	    llama-cpp-python==$(LLAMA_VERSION); }
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -86,3 +86,32 @@ def answers_cmd(
             f"{name:22} {f['statements']:>10} {pct(f['citation_recall']):>8} {pct(f['citation_precision']):>9} "
             f"{pct(f['supported_share']):>9}"
         )
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    judge: Annotated[str, typer.Option(help="lexical, embedding, llm, nli or openai.")] = "embedding",
+    sets: Annotated[
+        str, typer.Option(help="Comma-separated: expertqa-medicine, healthver, scifact (also expertqa, covidfact).")
+    ] = "expertqa-medicine,healthver,scifact",
+    limit: Annotated[int, typer.Option(help="Pairs sampled per set, stratified by label (0 = all).")] = 400,
+    seed: Annotated[int, typer.Option(help="Seeds the sample and the two-fold threshold split.")] = 0,
+    data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the verdict cache.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows here.")] = None,
+) -> None:
+    """Score a judge against human support labels: AUROC, and balanced accuracy and F1 at an out-of-fold threshold."""
+    from eval.calibrate import calibrate, table
+
+    names = [s.strip() for s in sets.split(",") if s.strip()]
+    try:
+        rows = calibrate(_judge(judge, None, not no_cache), names, limit or None, seed, root=data)
+    except PipelineError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(table(rows))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(
+            json.dumps({"judge": judge, "sets": names, "limit": limit, "seed": seed, "rows": rows}, indent=2)
+        )

@@ -53,7 +53,8 @@ class Judge(Protocol):
 # --------------------------------------------------------------------------- lexical
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
+# Quantities only: digits inside names (COVID-19, IL-6, SARS-CoV-2, Covid19) are not numbers to check.
+_NUMBER = re.compile(r"(?<![A-Za-z])(?<![A-Za-z]-)\b\d+(?:[.,]\d+)?\b(?!-?[A-Za-z])")
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|neither|nor|without|cannot|can't|doesn't|don't|didn't|isn't|aren't|wasn't|weren't"
     r"|fails?|failed|lack(?:s|ed)?|absence)\b",
