@@ -26,3 +26,20 @@ def test_llama_answers_the_seed_question(real_index: Path) -> None:
     n_statements = sum(len(b["items"]) for s in out["sections"] if not s["abstained"] for b in s["blocks"])
     assert n_statements >= 2
     assert answer.stats["out_of_range_citations"] == 0, "the JSON schema only lets the model cite shown numbers"
+
+
+def test_llm_judge_separates_support_and_reuses_the_passage_prefix() -> None:
+    from pipeline.judge import LLMJudge
+
+    passage = "Aspirin is an antipyretic: it is used to reduce fever in adults."
+    pairs = [("Aspirin reduces fever.", passage), ("Aspirin causes fever.", passage), ("FOLFOX cures migraine.", passage)]
+    judge = LLMJudge()
+    scores = judge.score(pairs)
+    assert scores[0] > judge.threshold > max(scores[1], scores[2])
+    reused = judge.evaluated_tokens
+    judge.llm.n_tokens = 0
+    judge.evaluated_tokens = 0
+    judge.reuse_prefix = False
+    again = judge.score(pairs)
+    assert judge.evaluated_tokens > reused, "without reuse the shared passage prefix is evaluated three times"
+    assert abs(again - scores).max() < 0.05
