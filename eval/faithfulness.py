@@ -81,7 +81,10 @@ def read_answers(path: Path) -> list[tuple[str, Answer, dict[str, Any]]]:
 
 
 def _passage_text(ref: Reference) -> str:
-    return "\n".join(p.text for p in ref.passages) or ref.title
+    """The cited passages under a header naming their source: an answer may attribute a claim to it."""
+    where = ", ".join(x for x in (ref.source, str(ref.year) if ref.year else "") if x)
+    header = f"{ref.title}" + (f" ({where})" if where else "")
+    return header + "\n" + "\n".join(p.text for p in ref.passages)
 
 
 def _statement_claim(text: str) -> str:

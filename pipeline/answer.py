@@ -257,6 +257,13 @@ def ask_stream(
     yield AnswerDone(answer)
 
 
+def _source_text(hit: Hit) -> str:
+    """A cited passage under a header naming its source, as the judge sees it (see eval.faithfulness)."""
+    d = hit.document
+    where = ", ".join(x for x in (d.source, str(d.year) if d.year else "") if x)
+    return f"{d.title}" + (f" ({where})" if where else "") + "\n" + hit.chunk.text
+
+
 def _check(
     draft: DraftItem,
     sources: tuple[Source, ...],
@@ -276,7 +283,7 @@ def _check(
     stats.add("out_of_range_citations", len(parsed.invalid))
     text = parsed.text
     if parsed.valid and verify is not None:
-        passage = "\n\n".join(sources[n - 1].hit.chunk.text for n in parsed.valid)
+        passage = "\n\n".join(_source_text(sources[n - 1].hit) for n in parsed.valid)
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:

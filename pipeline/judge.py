@@ -60,6 +60,7 @@ _NEGATION = re.compile(
     r"|fails?|failed|lack(?:s|ed)?|absence)\b",
     re.I,
 )
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 _STOP = frozenset(
     (
         "a an the of in on at to for from by with and or as is are was were be been being this that these those it "
@@ -91,7 +92,7 @@ class LexicalJudge:
         self.negation_penalty = negation_penalty
 
     def fingerprint(self) -> str:
-        return f"lexical-v1:{self.number_penalty}:{self.negation_penalty}"
+        return f"lexical-v2:{self.number_penalty}:{self.negation_penalty}"
 
     def score_one(self, claim: str, passage: str) -> float:
         c = _content(claim)
@@ -103,7 +104,13 @@ class LexicalJudge:
         passage_numbers = {n.replace(",", "") for n in _NUMBER.findall(passage)}
         if numbers - passage_numbers:
             s *= self.number_penalty
-        if bool(_NEGATION.search(claim)) != bool(_NEGATION.search(passage)):
+        # Negation is compared with the passage sentences that best match the claim, not the whole passage:
+        # a passage that says "not" somewhere else does not contradict the claim.
+        sents = [x for x in _SENTENCE.split(passage) if x.strip()] or [passage]
+        windows = sents + [f"{a} {b}" for a, b in zip(sents, sents[1:], strict=False)]
+        cset = set(c)
+        best = max(windows, key=lambda w: (len(cset & set(_content(w))), -len(w)))
+        if bool(_NEGATION.search(claim)) != bool(_NEGATION.search(best)):
             s *= self.negation_penalty
         return s
 
