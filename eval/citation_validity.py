@@ -26,46 +26,64 @@ from pipeline.answer import ask, make_generator
 from pipeline.render import to_dict
 
 
+def summarise(answers: list[dict[str, object]], generator: str, model: str, seconds: list[float]) -> dict[str, object]:
+    """The validity table from answers in the JSON shape (their ``stats``)."""
+    drafted = valid = out_of_range = abstained = sections = 0
+    for a in answers:
+        s = a["stats"]
+        assert isinstance(s, dict)
+        # "statements" counts every statement shown (marked ones too); dropped ones never reach it.
+        drafted += s["statements"] + s["uncited_dropped"]
+        valid += s["statements"] - s.get("uncited_marked", 0)
+        out_of_range += s["out_of_range_citations"]
+        abstained += s["sections_abstained"]
+        sections += len(a["sections"])  # type: ignore[arg-type]
+    return {
+        "generator": generator,
+        "model": model,
+        "questions": len(answers),
+        "statements_drafted": drafted,
+        "share_with_valid_citation_before_repair": round(valid / max(drafted, 1), 4),
+        "share_with_valid_citation_shown": 1.0,
+        "out_of_range_numbers_before_repair": out_of_range,
+        "sections_abstained": f"{abstained}/{sections}",
+        "seconds_per_answer_median": round(statistics.median(seconds), 2) if seconds else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", default="indexes/demo")
     ap.add_argument("--generator", default="extractive", choices=["extractive", "llama", "openai"])
     ap.add_argument("-n", type=int, default=30, help="number of questions")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--summarise", action="store_true", help="only summarise OUT/answers.jsonl (e.g. a cut-short run)")
     args = ap.parse_args(argv)
+    if args.summarise:
+        loaded = [json.loads(x) for x in (args.out / "answers.jsonl").read_text().splitlines() if x.strip()]
+        times = [float(r["seconds"]) for r in loaded if "seconds" in r]
+        summary = summarise(loaded, args.generator, str(loaded[0]["run"]["model"]) if loaded else "", times)
+        for k, v in summary.items():
+            print(f"{k:45} {v}")
+        return 0
 
     settings = Settings()
     index = open_index(args.index)
     gen = make_generator(args.generator, settings, index)
     questions = cancer_questions(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
-    totals = {"drafted": 0, "valid_before_repair": 0, "out_of_range": 0, "abstained": 0, "sections": 0}
     seconds: list[float] = []
+    rows: list[dict[str, object]] = []
     with (args.out / "answers.jsonl").open("w", encoding="utf-8") as f:
         for q in tqdm(questions, desc=args.generator, unit="q"):
             t = time.perf_counter()
             answer = ask(q["question"], index, generator=gen, settings=settings)
             seconds.append(time.perf_counter() - t)
-            s = answer.stats
-            # "statements" counts every statement shown (marked ones too); dropped ones never reach it.
-            totals["drafted"] += s["statements"] + s["uncited_dropped"]
-            totals["valid_before_repair"] += s["statements"] - s.get("uncited_marked", 0)
-            totals["out_of_range"] += s["out_of_range_citations"]
-            totals["abstained"] += s["sections_abstained"]
-            totals["sections"] += len(answer.sections)
-            f.write(json.dumps({**to_dict(answer), "id": q["id"]}, ensure_ascii=False) + "\n")
+            row = {**to_dict(answer), "id": q["id"], "seconds": round(seconds[-1], 2)}
+            rows.append(row)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
-    summary = {
-        "generator": args.generator,
-        "model": gen.model,
-        "questions": len(questions),
-        "statements_drafted": totals["drafted"],
-        "share_with_valid_citation_before_repair": round(totals["valid_before_repair"] / max(totals["drafted"], 1), 4),
-        "share_with_valid_citation_shown": 1.0,
-        "out_of_range_numbers_before_repair": totals["out_of_range"],
-        "sections_abstained": f"{totals['abstained']}/{totals['sections']}",
-        "seconds_per_answer_median": round(statistics.median(seconds), 2),
-    }
+    summary = summarise(rows, args.generator, gen.model, seconds)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for k, v in summary.items():
         print(f"{k:45} {v}")
