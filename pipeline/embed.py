@@ -41,7 +41,7 @@ class Embedder(Protocol):
         ...
 
     def fingerprint(self) -> str:
-        """A hash that changes whenever the vectors would: the model's files."""
+        """A hash that changes whenever the vectors would: the model's files and how the model runs."""
         ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -114,6 +114,13 @@ class SentenceTransformerEmbedder:
             log.info("loading embedding model from %s", self.path)
             self._model = SentenceTransformer(str(self.path), device="cpu")
             self._model.max_seq_length = self.settings.max_tokens
+            if self.settings.backend == "torch-bf16":
+                import torch
+
+                # Weights cast once, not per call as autocast does: that would make single queries slower.
+                self._model.to(torch.bfloat16)
+                if not _native_bf16():
+                    log.warning("embed.backend is torch-bf16 but this CPU has no AMX or AVX512-BF16: it will be slower")
         return self._model
 
     @property
@@ -129,7 +136,12 @@ class SentenceTransformerEmbedder:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = _hash_files(self.path)
+            files = _hash_files(self.path)
+            backend = self.settings.backend
+            # float32 keeps the bare file hash, so indexes built before there were backends still open.
+            self._fingerprint = (
+                files if backend == "torch" else hashlib.sha256(f"{files}\x00{backend}".encode()).hexdigest()
+            )
         return self._fingerprint
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -141,6 +153,8 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.settings.backend == "torch-bf16":
+            return self._encode_bf16(texts, progress=progress)
         vecs = self.model.encode(
             list(texts),
             batch_size=self.settings.batch_size,
@@ -149,6 +163,28 @@ class SentenceTransformerEmbedder:
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def _encode_bf16(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
+        import torch
+
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=False,
+            convert_to_tensor=True,
+            show_progress_bar=progress,
+        )
+        # Normalised in float32: bfloat16's 8-bit mantissa would leave vectors visibly off unit length.
+        unit = torch.nn.functional.normalize(vecs.float(), dim=1)
+        return np.ascontiguousarray(unit.numpy(), dtype=np.float32)
+
+
+def _native_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AMX tiles or AVX512-BF16); torch has no public probe."""
+    import torch
+
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
 
 
 def default_embedder(settings: EmbedSettings | None = None) -> Embedder:

@@ -389,6 +389,7 @@ def _write_version(
             "embedding": {
                 "model": embedder.name,
                 "fingerprint": embedder.fingerprint(),
+                "backend": str(getattr(getattr(embedder, "settings", None), "backend", "n/a")),
                 "dim": int(vectors.shape[1]),
                 "max_tokens": embedder.max_tokens,
             },
@@ -503,7 +504,11 @@ def _compare(manifest: dict[str, Any], settings: Settings, embedder: Embedder | 
         diff["embedding model"] = (emb.get("model"), model)
     if embedder is not None:
         if emb.get("fingerprint") != embedder.fingerprint():
-            diff["embedding model files (sha256)"] = (str(emb.get("fingerprint"))[:12], embedder.fingerprint()[:12])
+            backend = getattr(getattr(embedder, "settings", None), "backend", None)
+            if backend is not None and emb.get("backend") not in (None, backend):
+                diff["embed.backend"] = (emb.get("backend"), backend)
+            else:
+                diff["embedding model files (sha256)"] = (str(emb.get("fingerprint"))[:12], embedder.fingerprint()[:12])
         if emb.get("dim") != embedder.dim:
             diff["embedding dimension"] = (emb.get("dim"), embedder.dim)
     for key, value in settings.chunk.model_dump(mode="json").items():
@@ -550,7 +555,15 @@ def open_index(
                 {
                     "chunk": manifest["chunking"],
                     "index": manifest["index"],
-                    "embed": {"model": manifest["embedding"].get("model", "")},
+                    "embed": {
+                        "model": manifest["embedding"].get("model", ""),
+                        # Query with the backend the index was built with (its vectors' fingerprint includes it).
+                        **(
+                            {"backend": b}
+                            if (b := manifest["embedding"].get("backend")) in ("torch", "torch-bf16")
+                            else {}
+                        ),
+                    },
                 }
             )
         except ValueError as e:

@@ -32,10 +32,10 @@ class EmbedSettings(_Group):
     batch_size: int = Field(default=32, ge=1, le=1024)
     # MiniLM reads at most 256 word pieces; two of them are [CLS] and [SEP].
     max_tokens: int = Field(default=256, ge=16)
-    # How the model runs. "torch": float32. "torch-bf16": torch autocast to bfloat16, about 2.4x the
-    # throughput on CPUs with AMX or AVX512-BF16 (slower on CPUs without), vectors within 0.9999 cosine
-    # of float32 (python -m eval.bench_embed). Part of the embedder's fingerprint, so an index is only
-    # searched with vectors made the way its own were.
+    # How the model runs. "torch": float32. "torch-bf16": bfloat16 weights and activations, about 2.4x the
+    # build throughput on one core with AMX or AVX512-BF16 (slower on CPUs without), vectors within 0.9999
+    # cosine of float32 (python -m eval.bench_embed). Part of the embedder's fingerprint, so an index is
+    # only searched with vectors made the way its own were.
     backend: Literal["torch", "torch-bf16"] = "torch"
 
 
