@@ -196,6 +196,9 @@ _PUBMED_LINK = re.compile(r"\[\[PUBMED Abstract\]\([^)]*\)\]|\[\[PUBMED Abstract
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 # Link text may hold one level of brackets ("[FOLFOX (leucovorin [LV])](/url)"); the target may hold parentheses.
 _LINK = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+# A link wrapped over two source lines leaves "[Colon Cancer" on one line and "Treatment](/url)" on the next.
+_LINK_TAIL = re.compile(r"\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+_LINK_HEAD = re.compile(r"(?<![\w\]])\[(?=[^\[\]]*$)")
 _EMPH = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _SKIP_SECTIONS = {"references", "reference", "bibliography", "changes to this summary", "about this pdq summary"}
 
@@ -207,6 +210,7 @@ def strip_markdown(text: str) -> str:
     text = _PUBMED_LINK.sub("", text)
     text = _IMAGE.sub("", text)
     text = _LINK.sub(r"\1", text)
+    text = _LINK_HEAD.sub("", _LINK_TAIL.sub("", text))
     text = _EMPH.sub(r"\2", text)
     return _clean(text.replace(" ,", ",").replace(" .", "."))
 

@@ -28,6 +28,8 @@ from tests.pdfs import encrypted_pdf, image_only_pdf, text_pdf
         ("[ FOLFOXIRI (leucovorin [ LV], 5-FU)](/types/rectal-pdq#_1115).", "FOLFOXIRI (leucovorin [ LV], 5-FU)."),
         ('Trial.[[PUBMED Abstract]](http://x/q?cmd=Retrieve&list_uids=1 "http://x")', "Trial."),
         ("See [Table 2](https://en.wikipedia.org/wiki/X_(y)) below.", "See Table 2 below."),
+        ("Treatment](/types/colorectal/hp/colon-treatment-pdq); and more", "Treatment; and more"),
+        ("summaries on [Colon Cancer", "summaries on Colon Cancer"),
     ],
 )
 def test_strip_markdown_removes_pdq_markers_and_links(line: str, expected: str) -> None:
