@@ -38,6 +38,31 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(msg)
             return
+        if body.get("max_tokens") == 1 and body.get("logprobs"):  # a yes/no judge request
+            user = body["messages"][-1]["content"]
+            passage, claim = user.split("Claim: ", 1)
+            word = claim.split()[0].lower()
+            yes = word in passage.lower()
+            top = [
+                {"token": "Yes", "logprob": -0.1 if yes else -3.0},
+                {"token": "No", "logprob": -3.0 if yes else -0.1},
+            ]
+            reply_body = {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Yes" if yes else "No"},
+                        "logprobs": {"content": [{"token": "Yes" if yes else "No", "top_logprobs": top}]},
+                    }
+                ]
+            }
+            data = json.dumps(reply_body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
         props = schema.get("properties", {})
         reply = FOLLOW if "questions" in props else GUIDELINE if "lead" in props else RESEARCH
