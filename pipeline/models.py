@@ -37,14 +37,6 @@ QWEN_1_5B = BundledGGUF(
 )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def bundled_gguf(cache_dir: Path, model: BundledGGUF = QWEN_1_5B) -> Path:
     """Path of the joined, checked GGUF; joins the parts on first use."""
     target = cache_dir / model.name
