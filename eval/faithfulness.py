@@ -146,21 +146,10 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
     ok = scores >= judge.threshold
     verdicts = []
     for job in jobs:
+        where = (job["answer_id"], job["section"], job["block"], job["item"], job["text"])
         if not job["cites"]:
             label = "bad_citation" if job["bad"] else "no_citation"
-            verdicts.append(
-                Verdict(
-                    job["answer_id"],
-                    job["section"],
-                    job["block"],
-                    job["item"],
-                    job["text"],
-                    label,
-                    None,
-                    (),
-                    job["bad"],
-                )
-            )
+            verdicts.append(Verdict(*where, label, None, (), job["bad"]))
             continue
         joint = bool(ok[job["joint"]])
         relevant: list[bool]
@@ -168,21 +157,9 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
             relevant = [bool(ok[s]) or not bool(ok[w]) for s, w in zip(job["single"], job["without"], strict=True)]
         else:
             relevant = [joint] * len(job["cites"])
-        verdicts.append(
-            Verdict(
-                job["answer_id"],
-                job["section"],
-                job["block"],
-                job["item"],
-                job["text"],
-                "supported" if joint else "unsupported",
-                float(scores[job["joint"]]),
-                job["cites"],
-                job["bad"],
-                tuple(relevant),
-                int(joint),
-            )
-        )
+        label = "supported" if joint else "unsupported"
+        score = float(scores[job["joint"]])
+        verdicts.append(Verdict(*where, label, score, job["cites"], job["bad"], tuple(relevant), int(joint)))
     return verdicts
 
 

@@ -203,36 +203,27 @@ def ask_stream(
         title = SECTION_TITLES[kind]
         yield SectionStarted(title)
         hits, best = select_sources(index, question, kind, quotas[kind], settings)
-        if not hits or best < settings.answer.min_relevance:
-            stats.add("sections_abstained")
-            st = Statement(ABSTAIN[kind])
-            yield ItemWritten(title, None, st, True)
-            section = Section(title, (Group(None, (st,)),), abstained=True)
-            sections.append(section)
-            yield SectionDone(section)
-            continue
-        sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
-        all_sources.extend(sources)
-        stats.add("sources_shown", len(sources))
-        request = SectionRequest(question, kind, sources, audience)
         groups: list[tuple[str | None, list[Statement]]] = []
-        for draft in generator.draft_section(request):
-            checked = _check(draft, sources, refs, stats, settings, verify, title)
-            if checked is None:
-                continue
-            st = checked
-            first = not groups or groups[-1][0] != draft.heading
-            if first:
-                groups.append((draft.heading, []))
-            groups[-1][1].append(st)
-            yield ItemWritten(title, draft.heading, st, first)
-        if not groups:  # every statement was dropped: say so rather than show nothing
-            stats.add("sections_abstained")
-            st = Statement(ABSTAIN[kind])
-            yield ItemWritten(title, None, st, True)
-            section = Section(title, (Group(None, (st,)),), abstained=True)
-        else:
+        if hits and best >= settings.answer.min_relevance:
+            sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
+            all_sources.extend(sources)
+            stats.add("sources_shown", len(sources))
+            for draft in generator.draft_section(SectionRequest(question, kind, sources, audience)):
+                st = _check(draft, sources, refs, stats, settings, verify, title)
+                if st is None:
+                    continue
+                first = not groups or groups[-1][0] != draft.heading
+                if first:
+                    groups.append((draft.heading, []))
+                groups[-1][1].append(st)
+                yield ItemWritten(title, draft.heading, st, first)
+        if groups:
             section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
+        else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space
+            stats.add("sections_abstained")
+            abstain = Statement(ABSTAIN[kind])
+            yield ItemWritten(title, None, abstain, True)
+            section = Section(title, (Group(None, (abstain,)),), abstained=True)
         sections.append(section)
         yield SectionDone(section)
     follow_ups = tuple(generator.follow_ups(question, all_sources, audience)) if all_sources else ()
