@@ -114,9 +114,8 @@ def write_report(
             for n in v.citations:
                 r = refs[n]
                 for p in r.passages:
-                    out.append(
-                        f"<div class='passage'>[{n}] {e(r.title)}{f' p. {p.page}' if p.page else ''}: {e(p.text)}</div>"
-                    )
+                    page = e(f" p. {p.page}") if p.page else ""  # escaped too: a hand-made answers file may hold text
+                    out.append(f"<div class='passage'>[{n}] {e(r.title)}{page}: {e(p.text)}</div>")
             if v.bad_citations:
                 out.append(f"<div class='passage bad'>cites {e(str(list(v.bad_citations)))}: no such reference</div>")
             out.append("</div>")

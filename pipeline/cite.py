@@ -9,23 +9,30 @@ of first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.errors import InputError
 from pipeline.types import Hit, Passage, Reference
 
 # [1] [1, 2] [1,2] [1-3] [1–3] [1; 2] — a bracket holding only numbers, commas, semicolons, dashes.
-MARKER = re.compile(r"\s*\[(\d+(?:\s*(?:[,;]|[-–—]|and)\s*\d+)*)\]")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+MARKER = re.compile(r" ?\[(\d+(?:\s*(?:[,;]|[-–—]|and)\s*\d+)*)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r" ([.,;:!?])")
 MAX_RANGE = 50  # "[1-999]" is not a range anyone means
+MAX_DIGITS = 9  # a longer number is no source number (and int() refuses numbers past 4,300 digits)
+_PASSES = 4  # removing "[1]" from "[[1]2]" leaves "[2]": look again, a few times
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedCitations:
-    text: str  # the text with every marker removed
+    text: str  # the text on one line, with every marker removed
     numbers: tuple[int, ...]  # every number written, in order, duplicates removed
     valid: tuple[int, ...]  # those within 1..n_sources
     invalid: tuple[int, ...]  # those outside it
+
+
+def _int(digits: str) -> int:
+    return int(digits) if len(digits) <= MAX_DIGITS else 10**MAX_DIGITS
 
 
 def _expand(body: str) -> list[int]:
@@ -33,10 +40,10 @@ def _expand(body: str) -> list[int]:
     for part in re.split(r"\s*(?:[,;]|and)\s*", body):
         m = re.fullmatch(r"(\d+)\s*[-–—]\s*(\d+)", part)
         if m:
-            a, b = int(m.group(1)), int(m.group(2))
+            a, b = _int(m.group(1)), _int(m.group(2))
             out.extend(range(a, b + 1) if 0 <= b - a <= MAX_RANGE else (a, b))
         elif part.strip().isdigit():
-            out.append(int(part))
+            out.append(_int(part.strip()))
     return out
 
 
@@ -45,12 +52,23 @@ def parse_citations(text: str, n_sources: int, extra: Iterable[int] = ()) -> Par
 
     ``extra`` adds numbers given outside the text (a structured ``cite`` field), checked the same way.
     Markers before or after the final period are both accepted; the cleaned text keeps its punctuation.
+    It is one line (whitespace runs become one space), so model output cannot add lines, headings or
+    list items to a rendered answer, and no marker is left in it: what a reader sees as a citation
+    was checked. Linear in the length of ``text``, whatever it holds.
     """
     numbers: list[int] = []
-    for m in MARKER.finditer(text):
-        numbers.extend(_expand(m.group(1)))
+    clean = " ".join(text.split())
+    for _ in range(_PASSES):
+        found = [m.group(1) for m in MARKER.finditer(clean)]
+        if not found:
+            break
+        for body in found:
+            numbers.extend(_expand(body))
+        clean = MARKER.sub("", clean)
+    else:  # still a marker after several passes: a pathological nesting; defuse what is left
+        clean = MARKER.sub(lambda m: f" ({m.group(1)})", clean)
     numbers.extend(int(x) for x in extra)
-    clean = _SPACE_BEFORE_PUNCT.sub(r"\1", MARKER.sub("", text)).strip()
+    clean = _SPACE_BEFORE_PUNCT.sub(r"\1", clean).strip()
     seen: list[int] = list(dict.fromkeys(numbers))
     valid = tuple(n for n in seen if 1 <= n <= n_sources)
     invalid = tuple(n for n in seen if not 1 <= n <= n_sources)
@@ -64,23 +82,35 @@ def format_citations(numbers: Sequence[int]) -> str:
 
 @dataclass
 class References:
-    """Answer-wide reference numbers, assigned by first use; one reference per document."""
+    """Answer-wide reference numbers, assigned by first use; one reference per document.
 
+    ``seed`` (document id -> number) continues a numbering begun elsewhere, as a conversation does: a
+    seeded document keeps its number, and a new one gets the number after the highest given so far.
+    Only documents cited here are counted and built.
+    """
+
+    seed: Mapping[str, int] = field(default_factory=dict)
     _by_doc: dict[str, int] = field(default_factory=dict)
     _hits: dict[int, list[Hit]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        numbers = list(self.seed.values())
+        if any(not isinstance(n, int) or n < 1 for n in numbers) or len(set(numbers)) != len(numbers):
+            raise InputError(f"reference numbering seed must map documents to distinct numbers >= 1, got {numbers}")
+        self._by_doc = {**self.seed, **self._by_doc}
 
     def number(self, hit: Hit) -> int:
         doc = hit.chunk.doc_id
         if doc not in self._by_doc:
-            self._by_doc[doc] = len(self._by_doc) + 1
-            self._hits[self._by_doc[doc]] = []
+            self._by_doc[doc] = max(self._by_doc.values(), default=0) + 1
         n = self._by_doc[doc]
-        if all(h.chunk.id != hit.chunk.id for h in self._hits[n]):
-            self._hits[n].append(hit)
+        hits = self._hits.setdefault(n, [])
+        if all(h.chunk.id != hit.chunk.id for h in hits):
+            hits.append(hit)
         return n
 
     def __len__(self) -> int:
-        return len(self._by_doc)
+        return len(self._hits)
 
     def build(self) -> tuple[Reference, ...]:
         refs = []

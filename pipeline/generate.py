@@ -221,6 +221,11 @@ class ChatBackend(Protocol):
     def stream(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Iterator[str]: ...
 
 
+def complete(backend: ChatBackend, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> str:
+    """The whole text of one short completion (a follow-up rewrite, a list of questions): no streaming needed."""
+    return "".join(backend.stream(messages, schema, max_tokens))
+
+
 def _point_schema(allowed: list[int]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -315,7 +320,8 @@ class StreamParser:
             if g:
                 heads = list(_HEADING.finditer(before, g.end()))
                 self.heading = (_unescape(heads[-1].group(1)).strip() or None) if heads else None
-            cites = tuple(int(x) for x in re.findall(r"-?\d+", m.group(2)))
+            # A number past 9 digits is no source number; int() of thousands of digits would raise.
+            cites = tuple(int(x) if len(x) <= 10 else 0 for x in re.findall(r"-?\d+", m.group(2)))
             out.append(DraftItem(self.heading if g else None, _unescape(m.group(1)).strip(), cites))
             self.pos = m.end()
 
@@ -368,11 +374,13 @@ class LLMGenerator:
             )
         )
         msgs = self.follow_prompt.render(audience_label=AUDIENCE[audience][0], question=question, topics=topics)
-        text = "".join(self.backend.stream(msgs, FOLLOW_UPS_SCHEMA, 160))
+        text = complete(self.backend, msgs, FOLLOW_UPS_SCHEMA, 160)
         try:
             qs = json.loads(text).get("questions", [])
-        except (json.JSONDecodeError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # JSONDecodeError is a ValueError, as are huge ints
             qs = [_unescape(x) for x in re.findall(_STR, text.split("[", 1)[-1])]
+        if not isinstance(qs, list):  # {"questions": 5}
+            qs = []
         return [q.strip() for q in qs if isinstance(q, str) and q.strip()][:3]
 
 

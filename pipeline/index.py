@@ -15,6 +15,13 @@ An index folder holds versions; ``CURRENT`` names the one in use::
 
 A build writes a new version beside the old one and then replaces ``CURRENT`` atomically, so a
 crash mid-build leaves the previous index intact and a reader sees the old or the new one, whole.
+Two builds on one folder take turns on ``.lock``; a reader never locks, and if a build prunes the
+version it was opening, it reads ``CURRENT`` again.
+
+Index folders are untrusted (they are shared between machines): opening one never unpickles or
+executes anything, every file is checked against the manifest's sha256, every path stays inside
+the folder, and each row, header and count is checked before use, so a damaged or hand-edited
+folder gives an :class:`~pipeline.errors.IndexError_` naming the file, never wrong results.
 Rows are ordered guidelines first, so each kind is a contiguous id range that FAISS and BM25 can
 filter without over-fetching.
 """
@@ -29,6 +36,7 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from pipeline.chunk import Chunker, SentenceSplitter
 from pipeline.embed import Embedder, default_embedder
@@ -55,6 +64,13 @@ FORMAT = "medcite-index"
 FORMAT_VERSION = 1
 _VERSION_NAME = re.compile(r"^v-[0-9A-Za-z-]{6,64}$")
 _LOCK_TIMEOUT_S = 600.0
+_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+_REQUIRED_FILES = ("documents.jsonl", "chunks.jsonl", "embeddings.npy", "dense.faiss")
+# FAISS index headers: four-character code, dimension (int32), vector count (int64), two int64, is_trained, metric.
+_FAISS_FOURCC = {"flat": b"IxFI", "hnsw": b"IHNf", "ivf": b"IwFl"}
+_FAISS_HEADER = struct.Struct("<4siqqq?i")
+_OPEN_ATTEMPTS = 5
+_BM25_METHODS = ("robertson", "atire", "bm25l", "bm25+", "lucene")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -261,7 +277,7 @@ def _build_locked(
     t0: float,
 ) -> BuildReport:
     sources = [(Path(p), "guideline") for p in guidelines] + [(Path(p), "research") for p in research]
-    result = ingest(sources, progress=progress)  # type: ignore[arg-type]
+    result = ingest(sources, progress=progress, limits=settings.ingest)  # type: ignore[arg-type]
     skipped = list(skipped_in) + list(result.skipped)
     docs: dict[str, Document] = {}
     for d in (*result.documents, *documents):
@@ -458,7 +474,8 @@ def resolve_version(path: str | Path) -> Path:
         if not root.exists():
             raise IndexError_(f"{root}: no index here; build one with `medcite index build`")
         raise IndexError_(f"{root}: not an index folder (no CURRENT or manifest.json)")
-    name = current.read_text(encoding="utf-8", errors="replace").strip()
+    with current.open("rb") as f:  # a version name is short; never read a planted huge file whole
+        name = f.read(256).decode("utf-8", errors="replace").strip()
     if not _VERSION_NAME.match(name):
         raise IndexError_(f"{current}: names {name[:80]!r}, which is not an index version folder")
     version = (root / name).resolve()
@@ -470,15 +487,22 @@ def resolve_version(path: str | Path) -> Path:
 def _read_manifest(version: Path) -> dict[str, Any]:
     mpath = version / "manifest.json"
     try:
+        if mpath.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise IndexError_(f"{mpath}: {mpath.stat().st_size} bytes, too large for a manifest")
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexError_(f"{mpath}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IndexError_(f"{mpath}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting
+        raise IndexError_(f"{mpath}: not valid JSON ({str(e)[:160]})") from None
+    except OSError as e:
+        raise IndexError_(f"{mpath}: unreadable ({e.strerror or e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexError_(f"{mpath}: not a medcite index manifest (format is {manifest.get('format')!r})")
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise IndexError_(f"{mpath}: not a medcite index manifest (format is {str(found)[:80]!r})")
     version_no = manifest.get("format_version")
-    if not isinstance(version_no, int) or version_no > FORMAT_VERSION:
+    if type(version_no) is not int or version_no < 1:
+        raise IndexError_(f"{mpath}: format_version is {str(version_no)[:40]!r}, not a positive integer")
+    if version_no > FORMAT_VERSION:
         raise IndexError_(
             f"{mpath}: format version {version_no!r} is newer than this medcite reads ({FORMAT_VERSION}); "
             "upgrade medcite"
@@ -486,6 +510,19 @@ def _read_manifest(version: Path) -> dict[str, Any]:
     for key in ("embedding", "chunking", "index", "corpus", "files"):
         if not isinstance(manifest.get(key), dict):
             raise IndexError_(f"{mpath}: field {key!r} is missing or not an object")
+    if not isinstance(manifest.get("index_id"), str):
+        raise IndexError_(f"{mpath}: field 'index_id' is missing or not a string")
+    dim = manifest["embedding"].get("dim")
+    if type(dim) is not int or not 1 <= dim <= 65536:
+        raise IndexError_(f"{mpath}: embedding.dim is {str(dim)[:40]!r}, not a vector dimension")
+    if any(not isinstance(v, str) for v in manifest["files"].values()):
+        raise IndexError_(f"{mpath}: field 'files' must map each file to its sha256")
+    missing = [f for f in _REQUIRED_FILES if f not in manifest["files"]]
+    if missing or not any(str(f).startswith("bm25/") for f in manifest["files"]):
+        raise IndexError_(
+            f"{mpath}: field 'files' does not list {', '.join(missing) or 'the bm25/ files'}; "
+            "the manifest was edited or is incomplete — rebuild"
+        )
     return manifest
 
 
@@ -494,6 +531,111 @@ def _safe_file(version: Path, rel: str) -> Path:
     if not p.is_relative_to(version.resolve()):
         raise IndexError_(f"{version / 'manifest.json'}: file entry {rel!r} points outside the index folder")
     return p
+
+
+def _unlisted_bm25_files(version: Path, files: dict[str, Any]) -> list[str]:
+    """bm25s loads its files by name: each one there must be listed (and so hashed) in the manifest."""
+    folder = version / "bm25"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        rel for p in folder.rglob("*") if (rel := p.relative_to(version).as_posix()) not in files and not p.is_dir()
+    )
+
+
+_STR, _OPT_STR, _INT, _OPT_INT = (str,), (str, type(None)), (int,), (int, type(None))
+_CHUNK_FIELDS = {
+    "id": _STR,
+    "doc_id": _STR,
+    "kind": _STR,
+    "text": _STR,
+    "heading": _STR,
+    "page": _OPT_INT,
+    "page_end": _OPT_INT,
+    "ordinal": _INT,
+    "n_tokens": _INT,
+    "context": _STR,
+}
+_DOCUMENT_FIELDS = {
+    "id": _STR,
+    "kind": _STR,
+    "title": _STR,
+    "source": _STR,
+    "year": _OPT_INT,
+    "pmid": _OPT_STR,
+    "doi": _OPT_STR,
+    "url": _OPT_STR,
+    "license": _STR,
+    "path": _STR,
+    "content_hash": _STR,
+}
+
+
+def _check_rows(
+    path: Path, rows: list[dict[str, Any]], fields: dict[str, tuple[type, ...]], required: tuple[str, ...]
+) -> None:
+    """Every row has the required fields and no unknown one, each of the expected type, and a known kind."""
+    for lineno, row in enumerate(rows, start=1):
+        extra = set(row) - set(fields)
+        missing = {k for k in required if k not in row}
+        if extra or missing:
+            raise IndexError_(
+                f"{path}:{lineno}: unexpected fields {sorted(extra)} or missing fields {sorted(missing)}; rebuild"
+            )
+        for key, value in row.items():
+            if not isinstance(value, fields[key]) or isinstance(value, bool):
+                raise IndexError_(f"{path}:{lineno}: field {key!r} is {type(value).__name__}; rebuild")
+        if row["kind"] not in KINDS:
+            raise IndexError_(f"{path}:{lineno}: kind is {row['kind'][:40]!r}, not one of {list(KINDS)}")
+
+
+def _check_faiss_header(path: Path, index_type: str, n: int, dim: int) -> None:
+    """Check a FAISS file's header and size before FAISS's C++ reader allocates anything for it."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(_FAISS_HEADER.size)
+    if len(head) < _FAISS_HEADER.size:
+        raise IndexError_(f"{path}: unreadable FAISS file (truncated: {size} bytes)")
+    fourcc, d, ntotal, _, _, _, metric = _FAISS_HEADER.unpack(head)
+    expected = _FAISS_FOURCC.get(index_type)
+    if fourcc != expected:
+        raise IndexError_(f"{path}: unreadable FAISS file (type {fourcc!r}, the manifest says {index_type!r})")
+    if (d, ntotal, metric) != (dim, n, 0):
+        raise IndexError_(
+            f"{path}: unreadable FAISS file (header says {ntotal} vectors of dimension {d}, metric {metric}; "
+            f"the index has {n} of dimension {dim}, inner product)"
+        )
+    vectors = n * dim * 4
+    if (index_type == "flat" and size != _FAISS_HEADER.size + 8 + vectors) or size < _FAISS_HEADER.size + vectors:
+        raise IndexError_(f"{path}: unreadable FAISS file (truncated or padded: {size} bytes for {n}x{dim} vectors)")
+
+
+def _load_bm25(folder: Path, n: int) -> Any:
+    """The BM25 index (numpy arrays without pickle, and JSON), checked to score exactly ``n`` rows."""
+    bm25s = import_bm25s()
+    try:
+        bm25 = bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False)
+        scores = bm25.scores
+        data, indices, indptr = (np.asarray(scores[k]) for k in ("data", "indices", "indptr"))
+        ok = (
+            bm25.dtype in ("float32", "float64")
+            and bm25.int_dtype in ("int32", "int64")
+            and bm25.method in _BM25_METHODS
+            and bm25.idf_method in _BM25_METHODS
+            and bm25.backend == "numpy"
+            and all(type(x) in (int, float) and 0 <= x <= 10 for x in (bm25.k1, bm25.b, bm25.delta))
+            and int(scores["num_docs"]) == n
+            and data.ndim == indices.ndim == indptr.ndim == 1
+            and len(data) == len(indices) == (int(indptr[-1]) if len(indptr) else -1)
+            and (len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < n))
+            and bool(np.all(np.diff(indptr) >= 0))
+            and all(type(t) is int and 0 <= t < len(indptr) for t in bm25.vocab_dict.values())
+        )
+    except Exception as e:  # noqa: BLE001 - bm25s raises many types on damaged files; all mean "unreadable"
+        raise IndexError_(f"{folder}: unreadable BM25 index ({type(e).__name__}: {str(e)[:160]})") from None
+    if not ok:
+        raise IndexError_(f"{folder}: BM25 parameters or arrays do not fit the {n} chunks of the index; rebuild")
+    return bm25
 
 
 def _compare(manifest: dict[str, Any], settings: Settings, embedder: Embedder | None) -> dict[str, tuple[Any, Any]]:
@@ -539,11 +681,41 @@ def open_index(
         IndexError_: the folder is missing, damaged, or from a newer medcite.
         IndexMismatchError: settings or the embedder differ from those the index was built with.
     """
+    root = Path(path)
+    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+        named = _current_name(root)
+        try:
+            return _open_version(resolve_version(root), settings, embedder, verify)
+        except IndexError_:
+            # A build may have replaced and pruned this version while it was being read: if CURRENT has
+            # moved on since, open the version it names now; if not, the damage is real.
+            if attempt == _OPEN_ATTEMPTS or not named or _current_name(root) == named:
+                raise
+            log.info("index %s: version %s went away while opening; opening the current one", root, named)
+    raise AssertionError("unreachable")
+
+
+def _current_name(root: Path) -> str:
+    try:
+        with (root / "CURRENT").open("rb") as f:
+            return f.read(256).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _open_version(version: Path, settings: Settings | None, embedder: Embedder | None, verify: bool) -> Index:
+    try:
+        return _open_version_files(version, settings, embedder, verify)
+    except OSError as e:  # a file vanished or cannot be read: name it
+        where = e.filename or version
+        raise IndexError_(f"{where}: unreadable ({e.strerror or e})") from None
+
+
+def _open_version_files(version: Path, settings: Settings | None, embedder: Embedder | None, verify: bool) -> Index:
     import faiss
 
     from pipeline.retrieve import Index
 
-    version = resolve_version(path)
     manifest = _read_manifest(version)
     if settings is not None:
         diff = _compare(manifest, settings, embedder)
@@ -566,52 +738,77 @@ def open_index(
                     },
                 }
             )
-        except ValueError as e:
-            raise IndexError_(f"{version / 'manifest.json'}: settings recorded in it are invalid ({e})") from None
-    for rel, expected in manifest["files"].items():
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3])
+            where = version / "manifest.json"
+            raise IndexError_(f"{where}: settings recorded in it are invalid ({problems})") from None
+    files = manifest["files"]
+    unlisted = _unlisted_bm25_files(version, files)
+    if unlisted:
+        raise IndexError_(f"{version / unlisted[0]}: not listed in the manifest (added or renamed by hand?); rebuild")
+    for rel, expected in files.items():
         p = _safe_file(version, str(rel))
         if not p.is_file():
             raise IndexError_(f"{p}: listed in the manifest but missing")
         if verify and _sha256_file(p) != expected:
             raise IndexError_(f"{p}: sha256 differs from the manifest; the file is damaged or was edited — rebuild")
+    paths = {name: _safe_file(version, name) for name in _REQUIRED_FILES}
     try:
-        doc_rows = _read_jsonl(version / "documents.jsonl")
-        documents = [Document.from_dict({k: v for k, v in row.items() if k != "content_hash"}) for row in doc_rows]
-        content_hashes = {str(row.get("id")): str(row.get("content_hash", "")) for row in doc_rows}
-        chunks = [Chunk.from_dict(row) for row in _read_jsonl(version / "chunks.jsonl")]
-    except (TypeError, ValueError) as e:
-        raise IndexError_(f"{version}: a documents or chunks row has unexpected fields ({e})") from None
+        doc_rows = _read_jsonl(paths["documents.jsonl"])
+        chunk_rows = _read_jsonl(paths["chunks.jsonl"])
+    except (ValueError, RecursionError) as e:
+        raise IndexError_(f"{version}: documents.jsonl or chunks.jsonl is not UTF-8 JSON lines ({e})") from None
+    _check_rows(paths["documents.jsonl"], doc_rows, _DOCUMENT_FIELDS, ("id", "kind", "title"))
+    _check_rows(paths["chunks.jsonl"], chunk_rows, _CHUNK_FIELDS, ("id", "doc_id", "kind", "text"))
+    documents = [Document.from_dict({k: v for k, v in row.items() if k != "content_hash"}) for row in doc_rows]
+    content_hashes = {str(row.get("id")): str(row.get("content_hash", "")) for row in doc_rows}
+    chunks = [Chunk.from_dict(row) for row in chunk_rows]
     try:
-        embeddings = np.load(version / "embeddings.npy", allow_pickle=False, mmap_mode="r")
-    except (ValueError, OSError) as e:
-        raise IndexError_(f"{version / 'embeddings.npy'}: unreadable ({e})") from None
+        embeddings = np.load(paths["embeddings.npy"], allow_pickle=False, mmap_mode="r")
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises EOFError, SyntaxError, TokenError, ...
+        raise IndexError_(f"{version / 'embeddings.npy'}: unreadable ({type(e).__name__}: {str(e)[:160]})") from None
+    if embeddings.dtype != np.float32 or embeddings.ndim != 2:
+        raise IndexError_(
+            f"{version / 'embeddings.npy'}: holds {embeddings.dtype} with shape {embeddings.shape}, "
+            "not a float32 matrix; rebuild"
+        )
+    n = len(chunks)
+    dim = manifest["embedding"]["dim"]
+    counts = {
+        "chunks.jsonl rows": n,
+        "embeddings.npy rows": embeddings.shape[0],
+        "manifest corpus.chunks": manifest["corpus"].get("chunks"),
+    }
+    if len(set(counts.values())) != 1:
+        raise IndexError_(
+            f"{version}: row counts disagree ({', '.join(f'{k} {v}' for k, v in counts.items())}); rebuild"
+        )
+    if embeddings.shape[1] != dim:
+        raise IndexError_(
+            f"{version / 'embeddings.npy'}: vectors have dimension {embeddings.shape[1]}, the manifest says {dim}"
+        )
+    _check_faiss_header(paths["dense.faiss"], str(manifest["index"].get("type")), n, dim)
     try:
-        dense = faiss.read_index(str(version / "dense.faiss"))
+        dense = faiss.read_index(str(paths["dense.faiss"]))
     except RuntimeError as e:
         raise IndexError_(
             f"{version / 'dense.faiss'}: unreadable FAISS file ({str(e).splitlines()[0][:160]})"
         ) from None
-    n = len(chunks)
-    dim = manifest["embedding"].get("dim")
-    checks = {
-        "chunks.jsonl rows": n,
-        "embeddings.npy rows": embeddings.shape[0] if embeddings.ndim == 2 else -1,
-        "dense.faiss vectors": dense.ntotal,
-        "manifest corpus.chunks": manifest["corpus"].get("chunks"),
-    }
-    if len(set(checks.values())) != 1:
-        raise IndexError_(
-            f"{version}: row counts disagree ({', '.join(f'{k} {v}' for k, v in checks.items())}); rebuild"
-        )
-    if embeddings.shape[1] != dim or dense.d != dim:
-        raise IndexError_(f"{version}: vector dimension disagrees with the manifest ({dim}); rebuild")
+    if dense.ntotal != n or dense.d != dim:
+        raise IndexError_(f"{version / 'dense.faiss'}: holds {dense.ntotal} vectors of dimension {dense.d}; rebuild")
     doc_map = {d.id: d for d in documents}
+    if len(doc_map) != len(documents):
+        raise IndexError_(f"{version / 'documents.jsonl'}: a document id appears twice; rebuild")
     orphan = next((c for c in chunks if c.doc_id not in doc_map), None)
     if orphan is not None:
         raise IndexError_(f"{version / 'chunks.jsonl'}: chunk {orphan.id} names unknown document {orphan.doc_id!r}")
+    if len({c.id for c in chunks}) != n:
+        raise IndexError_(f"{version / 'chunks.jsonl'}: a chunk id appears twice; rebuild")
     order = [KINDS.index(c.kind) for c in chunks]
     if order != sorted(order):
         raise IndexError_(f"{version / 'chunks.jsonl'}: rows are not grouped by kind (guidelines first); rebuild")
+    # Loaded now rather than at the first search, so a version pruned later cannot break an open index.
+    bm25 = _load_bm25(version / "bm25", n)
     return Index(
         path=version,
         manifest=manifest,
@@ -623,6 +820,7 @@ def open_index(
         bm25_path=version / "bm25",
         settings=settings,
         embedder=embedder,
+        _bm25=bm25,
     )
 
 

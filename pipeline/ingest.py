@@ -4,31 +4,37 @@ Formats: PDF (pypdf, page by page), Markdown with YAML front matter (NCI PDQ sum
 plain text, and JSONL records (one document a line). A file that cannot be read becomes a
 :class:`~pipeline.types.Skipped` entry with a one-line reason, and the run goes on: a document is
 either read whole or not at all, so nothing half-ingested reaches the index.
+
+Files are untrusted. :class:`~pipeline.settings.IngestSettings` bounds what one file may cost (bytes,
+pages, decompressed PDF streams, extraction time, characters, JSONL line length); nothing read is
+ever executed (YAML goes through ``safe_load``, pypdf never calls an external decoder), and a symbolic
+link that leads out of the corpus folder is not followed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import yaml
 from tqdm.auto import tqdm
 
 from pipeline.errors import DocumentError
+from pipeline.settings import IngestSettings
 from pipeline.types import KINDS, Block, Document, Kind, Skipped
 
 log = logging.getLogger(__name__)
 
-# Limits that keep one hostile file from taking the run down; generous for real documents.
-MAX_FILE_BYTES = 200 * 1024 * 1024
-MAX_PDF_PAGES = 1500
-MAX_RECORD_BYTES = 8 * 1024 * 1024
+DEFAULT_LIMITS = IngestSettings()
+MAX_TITLE_CHARS = 500  # a title or source longer than this is cut: it is metadata, not content
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +49,25 @@ class IngestResult:
 
 _WS = re.compile(r"[ \t\u00a0]+")
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
+# C0/C1 control characters (terminal escape sequences among them) and the bidi overrides that can make
+# text display differently from what it says ("Trojan Source"); newlines and tabs are kept.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 def _clean(text: str) -> str:
-    return _WS.sub(" ", text).strip()
+    return _WS.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A skip reason on one line (messages from parsers may hold newlines or control characters)."""
+    text = _CONTROL.sub("", _LINE_BREAKS.sub(" ", text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: object, limit: int = MAX_TITLE_CHARS) -> str:
+    """Metadata (a title, a source) on one line, cut to ``limit`` characters."""
+    return " ".join(_CONTROL.sub(" ", str(value)).split())[:limit]
 
 
 def _year(value: object) -> int | None:
@@ -58,13 +79,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "doc"
 
 
-def _read_text_file(path: Path) -> str:
+def _check_size(path: Path, limits: IngestSettings) -> None:
     size = path.stat().st_size
     if size == 0:
         raise DocumentError(str(path), "empty file")
-    if size > MAX_FILE_BYTES:
-        raise DocumentError(str(path), f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
+    if size > limits.max_file_bytes:
+        raise DocumentError(
+            str(path),
+            f"file is {size} bytes, over the {limits.max_file_bytes}-byte limit (ingest.max_file_bytes); split it",
+        )
+
+
+def _read_text_file(path: Path, limits: IngestSettings = DEFAULT_LIMITS) -> str:
+    _check_size(path, limits)
     raw = path.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DocumentError(str(path), "UTF-16 text; save it as UTF-8")
     if b"\x00" in raw[:8192]:
         raise DocumentError(str(path), "binary data (NUL bytes), not text")
     try:
@@ -114,31 +144,105 @@ def _is_heading(line: str) -> bool:
     return alpha >= 2 and bool(_HEADING_CAPS.match(line))
 
 
-def read_pdf(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Document:
-    """Read a PDF page by page: repair hyphenation, drop running headers and footers, keep headings."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def _pdf_limits(limits: IngestSettings) -> dict[str, Any]:
+    """pypdf configuration for one read: every decoder's output capped, no external decoder binary."""
+    cap = limits.max_pdf_stream_bytes
+    return {
+        "maximum_declared_stream_length": cap,
+        "array_based_stream_maximum_output_length": cap,
+        "zlib_maximum_output_length": cap,
+        "lzw_maximum_output_length": cap,
+        "run_length_maximum_output_length": cap,
+        "brotli_maximum_output_length": cap,
+        "jbig2_maximum_output_length": cap,
+        "image_maximum_buffer_size": cap,
+        "jbig2dec_binary": None,  # never run a program on untrusted input
+    }
 
-    if path.stat().st_size == 0:
-        raise DocumentError(str(path), "empty file")
+
+def _probe_contents(page: Any) -> None:
+    """Decode a page's content streams, so a limit tripped there surfaces as LimitReachedError."""
+    from pypdf.errors import LimitReachedError
+
     try:
-        reader = PdfReader(str(path))
-        if reader.is_encrypted:
-            try:
-                opened = bool(reader.decrypt(""))
-            except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
-                opened = False
-            if not opened:
-                raise DocumentError(str(path), "encrypted PDF (needs a password); decrypt it first")
-        n_pages = len(reader.pages)
-        if n_pages > MAX_PDF_PAGES:
-            raise DocumentError(str(path), f"{n_pages} pages, over the {MAX_PDF_PAGES}-page limit")
-        raw_pages = [(page.extract_text() or "") for page in reader.pages]
-        info: dict[str, Any] = dict(reader.metadata or {})
+        contents = page.get_contents()
+        if contents is not None:
+            contents.get_data()
+    except LimitReachedError:
+        raise
+    except Exception:  # noqa: BLE001 - only limits matter here; a page without text stays a page without text
+        return
+
+
+def _pdf_pages(path: Path, limits: IngestSettings) -> tuple[list[str], dict[str, Any]]:
+    """Text of each page and the document info, within the limits; DocumentError otherwise."""
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError
+
+    t0 = time.monotonic()
+    try:
+        with apply_configuration(**_pdf_limits(limits)):
+            reader = PdfReader(str(path))
+            if reader.is_encrypted:
+                try:
+                    opened = bool(reader.decrypt(""))
+                except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
+                    opened = False
+                if not opened:
+                    raise DocumentError(str(path), "encrypted PDF (needs a password); decrypt it first")
+            n_pages = len(reader.pages)
+            if n_pages > limits.max_pdf_pages:
+                raise DocumentError(
+                    str(path),
+                    f"{n_pages} pages, over the {limits.max_pdf_pages}-page limit (ingest.max_pdf_pages); split it",
+                )
+            raw_pages: list[str] = []
+            chars = 0
+            for i, page in enumerate(reader.pages):
+                if time.monotonic() - t0 > limits.max_pdf_seconds:
+                    raise DocumentError(
+                        str(path),
+                        f"text extraction stopped at page {i + 1} of {n_pages}: over the "
+                        f"{limits.max_pdf_seconds:g} s limit (ingest.max_pdf_seconds)",
+                    )
+                text = page.extract_text() or ""
+                if not text:
+                    _probe_contents(page)  # pypdf's text extraction hides a tripped limit behind ""
+                chars += len(text)
+                if chars > limits.max_document_chars:
+                    raise DocumentError(
+                        str(path),
+                        f"text passes the {limits.max_document_chars}-character limit at page {i + 1} of {n_pages} "
+                        "(ingest.max_document_chars); split it",
+                    )
+                raw_pages.append(text)
+            info: dict[str, Any] = {str(k): v for k, v in dict(reader.metadata or {}).items()}
     except DocumentError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as e:
+    except LimitReachedError as e:
+        raise DocumentError(
+            str(path),
+            f"refused: a pypdf safety limit was reached ({str(e)[:120]}); a decompression bomb or a damaged file",
+        ) from None
+    except (MemoryError, RecursionError) as e:
+        raise DocumentError(
+            str(path), f"refused: too large or too deeply nested to parse ({type(e).__name__})"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - pypdf raises many types on malformed input; the file is skipped
         raise DocumentError(str(path), f"corrupt or unreadable PDF ({type(e).__name__}: {str(e)[:120]})") from None
+    return raw_pages, info
+
+
+def read_pdf(
+    path: Path, kind: Kind, meta: dict[str, Any] | None = None, *, limits: IngestSettings = DEFAULT_LIMITS
+) -> Document:
+    """Read a PDF page by page: repair hyphenation, drop running headers and footers, keep headings.
+
+    Raises:
+        DocumentError: empty, encrypted, image-only, corrupt, or over one of ``limits``.
+    """
+    _check_size(path, limits)
+    raw_pages, info = _pdf_pages(path, limits)
     if not any(p.strip() for p in raw_pages):
         raise DocumentError(
             str(path), f"no text layer on any of {len(raw_pages)} pages (image-only PDF?); OCR it first"
@@ -170,12 +274,12 @@ def read_pdf(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Docu
         flush()  # paragraphs do not cross pages, so every block has one page
 
     meta = dict(meta or {})
-    title = str(meta.get("title") or info.get("/Title") or first_line or path.stem).strip()
+    title = _short(meta.get("title") or info.get("/Title") or first_line or path.stem) or path.stem
     return Document(
         id=str(meta.get("id") or _slug(path.stem)),
         kind=kind,
         title=title,
-        source=str(meta.get("source") or info.get("/Author") or ""),
+        source=_short(meta.get("source") or info.get("/Author") or ""),
         year=_year(meta.get("year")) or _year(info.get("/CreationDate")),
         doi=meta.get("doi"),
         url=meta.get("url"),
@@ -215,7 +319,15 @@ def strip_markdown(text: str) -> str:
     return _clean(text.replace(" ,", ",").replace(" .", "."))
 
 
+_SCALARS = (str, int, float, bool, dt.date)
+
+
 def parse_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
+    """YAML front matter (``safe_load``: no tags, no objects) and the body after it.
+
+    Only single values are kept: a list or mapping (or an alias that expands to one, as in a
+    "billion laughs" document) never reaches a field, so nothing can blow up when it is printed.
+    """
     m = _FRONT.match(text)
     if not m:
         return {}, text
@@ -223,9 +335,14 @@ def parse_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
         meta = yaml.safe_load(m.group(1)) or {}
     except yaml.YAMLError as e:
         raise DocumentError(str(path), f"bad YAML front matter ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise DocumentError(str(path), "YAML front matter is nested too deeply") from None
     if not isinstance(meta, dict):
         raise DocumentError(str(path), "front matter is not a mapping of keys to values")
-    return meta, text[m.end() :]
+    bad = sorted(str(k) for k, v in meta.items() if v is not None and not isinstance(v, _SCALARS))
+    if bad:
+        log.debug("%s: front matter fields %s are not single values; ignored", path, bad)
+    return {str(k): v for k, v in meta.items() if v is None or isinstance(v, _SCALARS)}, text[m.end() :]
 
 
 def _markdown_blocks(body: str) -> tuple[list[Block], str]:
@@ -281,35 +398,39 @@ def _markdown_blocks(body: str) -> tuple[list[Block], str]:
     return blocks, title
 
 
-def read_markdown(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Document:
+def read_markdown(
+    path: Path, kind: Kind, meta: dict[str, Any] | None = None, *, limits: IngestSettings = DEFAULT_LIMITS
+) -> Document:
     """Read Markdown with optional YAML front matter (title, url, lastReviewed, source, license, kind)."""
-    front, body = parse_front_matter(_read_text_file(path), path)
+    front, body = parse_front_matter(_read_text_file(path, limits), path)
     front = {**front, **(meta or {})}
     blocks, h1 = _markdown_blocks(body)
     doc_kind = _kind(front.get("kind", kind), path)
-    title = str(front.get("title") or h1 or path.stem).strip()
+    title = _short(front.get("title") or h1 or path.stem) or path.stem
     return Document(
         id=str(front.get("id") or _slug(path.stem)),
         kind=doc_kind,
         title=title,
-        source=str(front.get("organisation") or front.get("organization") or front.get("source") or ""),
+        source=_short(front.get("organisation") or front.get("organization") or front.get("source") or ""),
         year=_year(front.get("year") or front.get("lastReviewed") or front.get("date")),
-        pmid=str(front["pmid"]) if front.get("pmid") else None,
-        doi=front.get("doi"),
-        url=front.get("url"),
-        license=str(front.get("license") or ""),
+        pmid=_opt_str(front.get("pmid")),
+        doi=_opt_str(front.get("doi")),
+        url=_opt_str(front.get("url")),
+        license=_short(front.get("license") or ""),
         path=str(path),
         blocks=_require_text(path, blocks),
     )
 
 
-def read_text(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Document:
+def read_text(
+    path: Path, kind: Kind, meta: dict[str, Any] | None = None, *, limits: IngestSettings = DEFAULT_LIMITS
+) -> Document:
     """Read a plain-text file; paragraphs are separated by blank lines, the first line is the title."""
-    text = _read_text_file(path)
+    text = _read_text_file(path, limits)
     paras = [_clean(p.replace("\n", " ")) for p in re.split(r"\n\s*\n", text)]
     paras = [p for p in paras if p]
     meta = meta or {}
-    title = str(meta.get("title") or (paras[0][:200] if paras else path.stem))
+    title = _short(meta.get("title") or (paras[0][:200] if paras else path.stem)) or path.stem
     return Document(
         id=str(meta.get("id") or _slug(path.stem)),
         kind=kind,
@@ -324,6 +445,13 @@ def read_text(path: Path, kind: Kind, meta: dict[str, Any] | None = None) -> Doc
 
 
 # --------------------------------------------------------------------------- JSONL records
+
+
+def _opt_str(value: object) -> str | None:
+    """An optional identifier or URL: a string (numbers are written out), or None; never a list or object."""
+    if value is None or value == "" or isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return _clean(str(value))[:2000] or None
 
 
 def _kind(value: object, where: Path | str) -> Kind:
@@ -352,7 +480,7 @@ def record_to_document(rec: dict[str, Any], kind: Kind, where: str) -> Document:
         for s in sections:
             if not isinstance(s, dict) or not isinstance(s.get("text"), str):
                 raise DocumentError(where, "each entry of 'sections' needs a string 'text'")
-            blocks.append(Block(text=_clean(s["text"]), heading=str(s.get("heading") or "")))
+            blocks.append(Block(text=_clean(s["text"]), heading=_short(_opt_str(s.get("heading")) or "")))
     for key in ("abstract", "text"):
         value = rec.get(key)
         if isinstance(value, str) and value.strip():
@@ -360,53 +488,89 @@ def record_to_document(rec: dict[str, Any], kind: Kind, where: str) -> Document:
     blocks = [b for b in blocks if b.text]
     if not blocks:
         raise DocumentError(where, "missing text: give 'abstract', 'text' or 'sections'")
-    pmid = str(rec["pmid"]).strip() if rec.get("pmid") not in (None, "") else None
-    doc_id = rec.get("id") or (f"pmid:{pmid}" if pmid else None) or (f"doi:{rec['doi']}" if rec.get("doi") else None)
+    pmid, doi = _opt_str(rec.get("pmid")), _opt_str(rec.get("doi"))
+    doc_id = _opt_str(rec.get("id")) or (f"pmid:{pmid}" if pmid else None) or (f"doi:{doi}" if doi else None)
     if not doc_id:
         raise DocumentError(where, "missing field 'id' (or 'pmid' or 'doi')")
-    url = rec.get("url") or (f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else None)
+    url = _opt_str(rec.get("url")) or (f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else None)
     return Document(
         id=str(doc_id),
         kind=_kind(rec.get("kind", kind), where),
-        title=_clean(title),
-        source=str(rec.get("journal") or rec.get("source") or rec.get("organisation") or rec.get("organization") or ""),
-        year=_year(rec.get("year")),
+        title=_short(title),
+        source=_short(
+            _opt_str(rec.get("journal") or rec.get("source") or rec.get("organisation") or rec.get("organization"))
+            or ""
+        ),
+        year=_year(_opt_str(rec.get("year"))),
         pmid=pmid,
-        doi=rec.get("doi"),
+        doi=doi,
         url=url,
-        license=str(rec.get("license") or ""),
+        license=_short(_opt_str(rec.get("license")) or ""),
         path=where,
         blocks=tuple(blocks),
     )
 
 
-def read_jsonl(path: Path, kind: Kind) -> Iterator[Document | Skipped]:
-    """Yield a Document per good line and a Skipped per bad one (the file goes on)."""
+def _bounded_lines(f: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, line or None when longer than ``limit`` bytes, length): an overlong line is never held whole."""
+    lineno = 0
+    while raw := f.readline(limit + 1):
+        lineno += 1
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield lineno, raw, len(raw.rstrip(b"\r\n"))
+            continue
+        n = len(raw)
+        while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):
+            n += len(raw)
+        yield lineno, None, n - (1 if raw.endswith(b"\n") else 0)
+
+
+def read_jsonl(path: Path, kind: Kind, *, limits: IngestSettings = DEFAULT_LIMITS) -> Iterator[Document | Skipped]:
+    """Yield a Document per good line and a Skipped per bad one (the file goes on).
+
+    The file is streamed, so its size is not limited; one line may hold at most ``limits.max_record_bytes``.
+    """
     if path.stat().st_size == 0:
         yield Skipped(str(path), "empty file")
         return
+    limit = limits.max_record_bytes
+    records = 0
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, raw, size in _bounded_lines(f, limit):
             where = f"{path}:{lineno}"
-            if len(raw) > MAX_RECORD_BYTES:
-                yield Skipped(where, f"line is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte record limit")
+            records += raw is None or bool(raw.strip())
+            if raw is None:
+                yield Skipped(
+                    where, f"line is {size} bytes, over the {limit}-byte record limit (ingest.max_record_bytes)"
+                )
                 continue
             if not raw.strip():
                 continue
             try:
                 rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                yield Skipped(where, f"not valid JSON ({str(e)[:80]})")
+            except RecursionError:
+                yield Skipped(where, "JSON nested too deeply")
+                continue
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and integers past Python's digit limit
+                yield Skipped(where, f"not valid JSON ({_one_line(str(e), 80)})")
                 continue
             try:
                 yield record_to_document(rec, kind, where)
             except DocumentError as e:
                 yield Skipped(e.path, e.reason)
+    if not records:
+        yield Skipped(str(path), "no records: every line is blank")
 
 
 # --------------------------------------------------------------------------- dispatch
 
-Reader = Callable[[Path, Kind, dict[str, Any] | None], Document]
+
+class Reader(Protocol):
+    def __call__(
+        self, path: Path, kind: Kind, meta: dict[str, Any] | None = None, *, limits: IngestSettings = ...
+    ) -> Document: ...
+
+
 READERS: dict[str, Reader] = {
     ".pdf": read_pdf,
     ".md": read_markdown,
@@ -416,26 +580,36 @@ READERS: dict[str, Reader] = {
 SUFFIXES = (*READERS, ".jsonl")
 
 
-def read_file(path: Path, kind: Kind) -> Iterator[Document | Skipped]:
-    """Read one file of any supported format; failures come back as Skipped."""
+def read_file(path: Path, kind: Kind, *, limits: IngestSettings = DEFAULT_LIMITS) -> Iterator[Document | Skipped]:
+    """Read one file of any supported format; failures come back as Skipped, each with a one-line reason."""
+    for item in _read_file(path, kind, limits):
+        yield Skipped(item.path, _one_line(item.reason)) if isinstance(item, Skipped) else item
+
+
+def _read_file(path: Path, kind: Kind, limits: IngestSettings) -> Iterator[Document | Skipped]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".jsonl":
-            yield from read_jsonl(path, kind)
+            yield from read_jsonl(path, kind, limits=limits)
             return
         reader = READERS.get(suffix)
         if reader is None:
             yield Skipped(str(path), f"unsupported file type {suffix or '(none)'}; medcite reads {', '.join(SUFFIXES)}")
             return
-        yield reader(path, kind, None)
+        yield reader(path, kind, None, limits=limits)
     except DocumentError as e:
         yield Skipped(e.path, e.reason)
     except OSError as e:
         yield Skipped(str(path), f"cannot read file ({e.strerror or e})")
+    except MemoryError:
+        yield Skipped(str(path), "out of memory while reading it; split the file")
 
 
 def iter_files(root: Path) -> list[Path]:
-    """Supported files under a folder (or the file itself), sorted for stable ids and order."""
+    """Supported files under a folder (or the file itself), sorted for stable ids and order.
+
+    Hidden files, and anything that is not a regular file (a FIFO, a device), are left out.
+    """
     if root.is_file():
         return [root]
     if not root.is_dir():
@@ -443,18 +617,35 @@ def iter_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def ingest(sources: Iterable[tuple[Path, Kind]], *, progress: bool = True) -> IngestResult:
+def _escapes(path: Path, root: Path) -> bool:
+    """True when ``path`` is a symbolic link (or under one) that leads out of ``root``."""
+    try:
+        return root.is_dir() and not path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return True
+
+
+def ingest(
+    sources: Iterable[tuple[Path, Kind]], *, progress: bool = True, limits: IngestSettings = DEFAULT_LIMITS
+) -> IngestResult:
     """Read every file under each (path, kind) source.
 
     Returns the documents in a stable order and every skipped file or record with its reason.
-    Documents whose id repeats an earlier one are skipped, so ids stay unique.
+    Documents whose id repeats an earlier one are skipped, so ids stay unique. A symbolic link that
+    leads out of its source folder is skipped, so a shared index never holds a file from elsewhere.
     """
-    files = [(f, kind) for root, kind in sources for f in iter_files(Path(root))]
+    files = [(f, kind, Path(root)) for root, kind in sources for f in iter_files(Path(root))]
     docs: list[Document] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
-    for path, kind in tqdm(files, desc="ingest", unit="file", disable=not progress):
-        for item in read_file(path, kind):
+    for path, kind, root in tqdm(files, desc="ingest", unit="file", disable=not progress):
+        if _escapes(path, root):
+            items: Iterable[Document | Skipped] = [
+                Skipped(str(path), f"symbolic link to a file outside {root}; copy the file in if it belongs")
+            ]
+        else:
+            items = read_file(path, kind, limits=limits)
+        for item in items:
             if isinstance(item, Skipped):
                 log.warning("skipped %s", item)
                 skipped.append(item)

@@ -77,6 +77,21 @@ class RetrieveSettings(_Group):
     rrf_k: int = Field(default=60, ge=1)
 
 
+class IngestSettings(_Group):
+    """Limits that keep one hostile or broken file from taking a build down; generous for real documents.
+
+    A file or record over a limit is skipped with a one-line reason naming it, and the rest is indexed.
+    """
+
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)  # one PDF, Markdown or text file
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, ge=1)  # one JSONL line (files are streamed)
+    max_pdf_pages: int = Field(default=1500, ge=1)
+    # Decompressed bytes of one PDF stream (pypdf's own limits, lowered from its 75 MB): stops decompression bombs.
+    max_pdf_stream_bytes: int = Field(default=50_000_000, ge=1024)
+    max_pdf_seconds: float = Field(default=300.0, gt=0)  # text extraction of one PDF, checked between pages
+    max_document_chars: int = Field(default=20_000_000, ge=1)  # text of one document, all pages together
+
+
 class CorpusSettings(_Group):
     """Where corpora come from and where they are materialised."""
 
@@ -134,6 +149,7 @@ class JudgeSettings(_Group):
     name: Literal["lexical", "embedding", "llm", "nli", "openai", "trained"] = "embedding"
     threshold: float | None = None  # None: the judge's calibrated default
     nli_path: Path | None = None  # a local Hugging Face NLI model folder, for name="nli"
+    trained_path: Path | None = None  # the trained checker's weights folder; None: the bundled pipeline/weights/checker
     cache: Path | None = Path.home() / ".cache" / "medcite" / "verdicts.sqlite"  # None: no cache
 
 
@@ -155,6 +171,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     corpus: CorpusSettings = CorpusSettings()
+    ingest: IngestSettings = IngestSettings()
     answer: AnswerSettings = AnswerSettings()
     llama: LlamaSettings = LlamaSettings()
     openai: OpenAISettings = OpenAISettings()
@@ -180,10 +197,11 @@ class Settings(BaseSettings):
             exclude={
                 "preset_name": True,
                 "corpus": True,
+                "ingest": True,  # limits decide what is read; the corpus checksum records that
                 "embed": {"path"},
                 "llama": {"model_path", "cache_dir"},
                 "openai": {"api_key", "base_url", "timeout_s", "max_concurrency"},
-                "judge": {"cache", "nli_path"},
+                "judge": {"cache", "nli_path", "trained_path"},
             },
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

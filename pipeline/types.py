@@ -211,7 +211,8 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A sectioned, cited answer. Citation ``[n]`` is ``references[n - 1]``."""
+    """A sectioned, cited answer. Citation ``[n]`` is the reference numbered ``n``: ``references[n - 1]`` in a
+    lone answer; in a conversation numbers carry over from earlier turns and only the cited ones are listed."""
 
     question: str
     sections: tuple[Section, ...]
@@ -224,3 +225,14 @@ class Answer:
     stats: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     # With --verify: {"judge", "fingerprint", "threshold", "action", "checked", "removed": [...], "marked": [...]}
     verification: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows this: the sections, citation numbers that reveal their passages, the references."""
+        from pipeline.render import to_html_fragment
+
+        return to_html_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        from pipeline.render import to_markdown
+
+        return to_markdown(self)
