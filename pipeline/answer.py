@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -138,16 +138,36 @@ class _Stats:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-def select_sources(index: Index, question: str, kind: Kind, k: int, settings: Settings) -> tuple[list[Hit], float]:
-    """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine."""
+def select_sources(
+    index: Index, question: str, kind: Kind, k: int, settings: Settings, evidence: Sequence[str] = ()
+) -> tuple[list[Hit], float]:
+    """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine.
+
+    ``evidence`` (chunk ids, e.g. the passages earlier turns of a conversation cited) competes with the search
+    results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
+    is shown too, after the hits, and the weakest hits make room for it.
+    """
     if k <= 0 or index.ranges[kind][0] == index.ranges[kind][1]:
         return [], -1.0
     hits = index.search(question, k, kind=kind)
+    found = {h.chunk.id for h in hits}
+    for cid in dict.fromkeys(evidence):
+        if cid in found:
+            continue
+        try:
+            chunk = index.chunk(cid)
+        except InputError:  # a passage of an index since rebuilt is just not reused
+            continue
+        if chunk.kind == kind:
+            hits.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
     if not hits:
         return [], -1.0
     sims = index.similarity(question, [h.chunk.id for h in hits])
-    keep = [h for h, s in zip(hits, sims, strict=True) if s >= settings.answer.min_source_score]
-    return keep, float(sims.max())
+    keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
+    if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
+        best = set(sorted(keep, key=lambda i: -sims[i])[:k])
+        keep = [i for i in keep if i in best]
+    return [hits[i] for i in keep], float(sims.max())
 
 
 @dataclass
@@ -181,10 +201,19 @@ def ask_stream(
     audience: Audience | None = None,
     verifier: Judge | None = None,
     verify_action: Literal["drop", "mark"] = "drop",
+    numbering: Mapping[str, int] | None = None,
+    evidence: Sequence[str] = (),
 ) -> Iterator[Event]:
     """Answer ``question`` from ``index``, yielding events as statements are written.
 
     The last event is :class:`AnswerDone` with the whole :class:`~pipeline.types.Answer`.
+
+    Args:
+        numbering: document id -> reference number already given (a conversation's earlier turns): those
+            documents keep their numbers and new ones continue after the highest. The answer then lists
+            only the references it cites, so ``[n]`` is the reference whose ``n`` is n.
+        evidence: chunk ids that may be shown again where they still fit the question (see
+            :func:`select_sources`).
     """
     settings = settings or index.settings
     if not isinstance(question, str) or not question.strip():
@@ -195,14 +224,14 @@ def ask_stream(
     generator = generator or make_generator(settings.answer.generator, settings, index)
     verify = _Verify(verifier, verify_action) if verifier is not None else None
     stats = _Stats()
-    refs = References()
+    refs = References(seed=numbering or {})
     sections: list[Section] = []
     all_sources: list[Source] = []
     quotas: dict[Kind, int] = {"guideline": settings.answer.k_guideline, "research": settings.answer.k_research}
     for kind in KINDS:
         title = SECTION_TITLES[kind]
         yield SectionStarted(title)
-        hits, best = select_sources(index, question, kind, quotas[kind], settings)
+        hits, best = select_sources(index, question, kind, quotas[kind], settings, evidence)
         groups: list[tuple[str | None, list[Statement]]] = []
         if hits and best >= settings.answer.min_relevance:
             sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
@@ -312,6 +341,8 @@ def ask(
     audience: Audience | None = None,
     verifier: Judge | None = None,
     verify_action: Literal["drop", "mark"] = "drop",
+    numbering: Mapping[str, int] | None = None,
+    evidence: Sequence[str] = (),
 ) -> Answer:
     """Answer ``question`` from ``index`` (see :func:`ask_stream`)."""
     events = ask_stream(
@@ -322,6 +353,8 @@ def ask(
         audience=audience,
         verifier=verifier,
         verify_action=verify_action,
+        numbering=numbering,
+        evidence=evidence,
     )
     for event in events:
         if isinstance(event, AnswerDone):

@@ -32,6 +32,7 @@ TASKS: dict[str, frozenset[str]] = {
         }
     ),
     "follow_ups": frozenset({"audience_label", "question", "topics"}),
+    "rewrite": frozenset({"history", "question"}),
     "judge": frozenset({"passage", "claim"}),
 }
 
