@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes on 2 cores)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) \
 	    llama-cpp-python==$(LLAMA_VERSION); }
-	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

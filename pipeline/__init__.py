@@ -9,6 +9,8 @@ The public API::
     hits = index.search("What is the treatment for oligoprogressive colorectal cancer?", k=5, kind="guideline")
 """
 
+from pipeline.batch import ask_many, run_batch
+from pipeline.conversation import Conversation
 from pipeline.corpus import PullReport, list_corpora
 from pipeline.corpus import pull as pull_corpus
 from pipeline.embed import Embedder, SentenceTransformerEmbedder
@@ -53,6 +55,7 @@ __all__ = [
     "BuildReport",
     "ChecksumError",
     "Chunk",
+    "Conversation",
     "CorpusError",
     "Document",
     "DocumentError",
@@ -70,10 +73,12 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "Settings",
     "Skipped",
+    "ask_many",
     "build_index",
     "corpus_sources",
     "ingest",
     "list_corpora",
     "open_index",
     "pull_corpus",
+    "run_batch",
 ]

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 2 bad usage (unknown option, missing argument); 3 bad input or corpus
 (a file, a question, a checksum); 4 index missing, damaged or built with other settings;
-1 anything unexpected.
+5 a batch finished but some questions failed; 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -101,8 +101,11 @@ def index_build(
     preset: PresetOpt = "default",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Embed on Ray actors (a local Ray unless --ray-address).")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to embed on (implies --ray).")] = None,
 ) -> None:
     """Build or update an index from a corpus and/or folders of documents."""
+    embedder = None
     try:
         overrides: dict[str, Any] = {"index": {"type": index_type}} if index_type else {}
         settings = Settings.preset(preset, **overrides)
@@ -115,11 +118,25 @@ def index_build(
             typer.echo("error: give --corpus NAME, or --guidelines / --research folders", err=True)
             raise typer.Exit(2)
         target = out or Path("indexes") / (corpus or "custom")
+        if ray or ray_address:
+            from pipeline.embed import SentenceTransformerEmbedder
+            from pipeline.ray_backend import RayEmbedder
+
+            embedder = RayEmbedder(SentenceTransformerEmbedder(settings.embed), address=ray_address)
         report = build_index(
-            target, guidelines=g, research=r, settings=settings, progress=not quiet, incremental=not full
+            target,
+            guidelines=g,
+            research=r,
+            settings=settings,
+            embedder=embedder,
+            progress=not quiet,
+            incremental=not full,
         )
     except PipelineError as e:
         _fail(e)
+    finally:
+        if embedder is not None:
+            embedder.close()
     if as_json:
         typer.echo(
             json.dumps(
@@ -294,6 +311,77 @@ def ask_cmd(
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text)
+
+
+@app.command("batch")
+def batch_cmd(
+    questions: Annotated[
+        Path, typer.Argument(help='Questions: .jsonl (one {"question", "id"?, "audience"?} a line) or .csv.')
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder, e.g. runs/NAME (resumed if it exists).")],
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
+    generator: Annotated[
+        str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option(help="clinician (default) or patient, for rows that name no audience.")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check each statement against its cited passages before keeping it.")
+    ] = False,
+    judge: Annotated[str | None, typer.Option(help="Judge for --verify: lexical, embedding, llm, nli, openai.")] = None,
+    unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
+    preset: PresetOpt = "default",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Questions at once (default: openai.max_concurrency for openai, else 1).")
+    ] = None,
+    retrieval_batch: Annotated[int, typer.Option(min=1, help="Questions retrieved for together.")] = 16,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Ask again the questions that failed.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="If the folder holds answers made differently, move them aside, start over.")
+    ] = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Answer on Ray actors (a local Ray unless --ray-address).")
+    ] = False,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to run on (implies --ray).")] = None,
+    ray_actors: Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per Ray CPU).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Answer every question of a file into runs/NAME/answers.jsonl; safe to kill and run again.
+
+    Exit code 0 when every question is answered, 5 when some failed (see failures.jsonl; --retry-failed).
+    """
+    from pipeline.batch import run_batch
+
+    try:
+        if unsupported not in ("drop", "mark"):
+            raise InputError(f"--unsupported must be drop or mark, not {unsupported!r}")
+        settings = Settings.preset(preset)
+        idx = open_index(index, embedder=None)
+        summary = run_batch(
+            questions,
+            out,
+            idx,
+            generator=generator or settings.answer.generator,
+            settings=settings,
+            audience=audience,  # type: ignore[arg-type]
+            verifier=(judge or settings.judge.name) if verify else None,
+            verify_action=unsupported,  # type: ignore[arg-type]
+            workers=workers,
+            retrieval_batch=retrieval_batch,
+            retry_failed=retry_failed,
+            force=force,
+            progress=not quiet,
+            backend="ray" if ray or ray_address else "local",
+            ray_address=ray_address,
+            ray_actors=ray_actors,
+        )
+    except PipelineError as e:
+        _fail(e)
+    typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.summary())
+    if summary.failed:
+        raise typer.Exit(5)
 
 
 def _load_plugins() -> None:
