@@ -1,5 +1,7 @@
 """Benchmark: judge throughput (pairs/s) and what reusing the passage prefix in llama.cpp's KV cache saves.
 
+The trained checker is included when its weights are there (``pipeline/weights/checker``).
+
     python -m eval.bench_judge --passages 6 --claims 3
 
 Claims that cite the same passage share the prompt up to the claim (the passage comes first), so the
@@ -16,7 +18,8 @@ import time
 import numpy as np
 
 from eval.calibrate import faithfulness_root, load_set
-from pipeline.judge import EmbeddingJudge, LexicalJudge, LLMJudge, Pair
+from pipeline.checker import WEIGHTS
+from pipeline.judge import EmbeddingJudge, Judge, LexicalJudge, LLMJudge, Pair, TrainedJudge
 
 
 def pairs_sharing_passages(n_passages: int, n_claims: int) -> list[Pair]:
@@ -39,15 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passages", type=int, default=6)
     ap.add_argument("--claims", type=int, default=3, help="claims per passage")
+    ap.add_argument("--no-llm", action="store_true", help="skip the llm judge (minutes on two cores)")
     args = ap.parse_args(argv)
     pairs = pairs_sharing_passages(args.passages, args.claims)
     print(f"{len(pairs)} pairs over {args.passages} passages\n")
     print(f"{'judge':28} {'pairs/s':>9} {'tokens evaluated':>17}")
-    for judge in (LexicalJudge(), EmbeddingJudge()):
+    judges: list[Judge] = [LexicalJudge(), EmbeddingJudge()]
+    if (WEIGHTS / "checker.json").is_file():
+        judges.append(TrainedJudge())
+    for judge in judges:
         judge.score(pairs[:1])
         t = time.perf_counter()
         judge.score(pairs)
         print(f"{judge.name:28} {len(pairs) / (time.perf_counter() - t):9.2f} {'':>17}")
+    if args.no_llm:
+        return 0
     llm = LLMJudge(reuse_prefix=False)
     llm.score(pairs[:1])  # load the model
     results = {}

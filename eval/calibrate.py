@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -260,10 +261,43 @@ def faithfulness_root() -> Path:
     return mirror / "faithfulness"
 
 
-def load_set(name: str, root: Path | None = None) -> list[Labelled]:
+def load_set(name: str, root: Path | None = None, split: str = "all") -> list[Labelled]:
+    """One labelled set; ``split`` "train" or "heldout" keeps only that part (see :func:`split_of`)."""
     if name not in SETS:
         raise InputError(f"unknown set {name!r}; choose from {sorted(SETS)}")
-    return SETS[name](root or faithfulness_root())
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; choose from {list(SPLITS)}")
+    root = root or faithfulness_root()
+    rows = SETS[name](root)
+    if split == "all":
+        return rows
+    medicine = set(SETS["expertqa-medicine"](root)) if name == "expertqa" else set()
+    return [r for r in rows if split_of(name, r, medicine) == split]
+
+
+# --------------------------------------------------------------------------- held-out split
+
+SPLITS = ("all", "train", "heldout")
+HELD_OUT_PERMILLE = 400  # share of claim groups held out of training, per set
+# What a group is: pairs that must fall on the same side, so a held-out claim was never seen in training.
+# COVID-Fact's refuted claims are edits of its supported ones and share their evidence, so it groups by passage.
+_GROUP_BY = {"healthver": "claim", "scifact": "claim", "covidfact": "passage"}
+
+
+def split_of(name: str, row: Labelled, medicine: set[Labelled] | frozenset[Labelled] = frozenset()) -> str:
+    """ "train" or "heldout": fixed by a hash of the pair's group, so every run and every judge agree.
+
+    ExpertQA's medicine claims are all held out (they are what the checker is measured on) and its
+    other fields are all training data: ``medicine`` holds the medicine rows when ``name`` is "expertqa".
+    Elsewhere 40 % of the groups (claims; COVID-Fact: evidence passages) are held out.
+    """
+    if name == "expertqa-medicine":
+        return "heldout"
+    if name == "expertqa":
+        return "heldout" if row in medicine else "train"
+    key = row.passage if _GROUP_BY.get(name) == "passage" else row.claim
+    digest = hashlib.sha256(f"{name}\x00{' '.join(key.lower().split())}".encode()).digest()
+    return "heldout" if int.from_bytes(digest[:4], "big") % 1000 < HELD_OUT_PERMILLE else "train"
 
 
 # --------------------------------------------------------------------------- metrics
@@ -391,6 +425,7 @@ def cross_fit(
 
 ROW_FIELDS = (
     "set",
+    "split",
     "judge",
     "fingerprint",
     "n",
@@ -416,6 +451,7 @@ def calibrate(
     seed: int = 0,
     *,
     root: Path | None = None,
+    split: str = "heldout",
 ) -> list[dict[str, Any]]:
     """Score ``judge`` on up to ``limit`` pairs of each labelled set; one row of figures per set.
 
@@ -425,6 +461,8 @@ def calibrate(
         limit: pairs sampled per set (seeded, stratified by label); ``None`` for all.
         seed: seeds the sample and the two-fold split, so runs of different judges see the same pairs.
         root: the faithfulness folder; default: the data mirror's.
+        split: "heldout" (default: the pairs the trained checker never saw, so every judge is measured
+            on the same unseen pairs), "train" or "all".
 
     Returns:
         Rows with the keys in :data:`ROW_FIELDS`; threshold-based figures are means over the two folds.
@@ -436,7 +474,7 @@ def calibrate(
     judge.score([("Aspirin reduces fever.", "Aspirin is used to reduce fever.")])  # load models outside the timing
     rows = []
     for name in sets:
-        data = load_set(name, root)
+        data = load_set(name, root, split)
         # One stream per purpose, so a different limit never changes how the folds are dealt.
         sample_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         idx = stratified_sample([r.label for r in data], limit, sample_rng)
@@ -455,6 +493,7 @@ def calibrate(
         rows.append(
             {
                 "set": name,
+                "split": split,
                 "judge": judge.name,
                 "fingerprint": judge.fingerprint(),
                 "n": int(len(y)),
@@ -518,6 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="pairs sampled per set, stratified (0 = all)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the sample and the two-fold split")
+    ap.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="heldout",
+        help="which pairs: heldout (default; never seen by the trained checker), train, or all",
+    )
     ap.add_argument("--json", type=Path, default=None, dest="json_path", help="also write settings and rows here")
     ap.add_argument("--cache", type=Path, default=None, help="SQLite score cache (CachedJudge); re-runs cost nothing")
     ap.add_argument("--data", type=Path, default=None, help="faithfulness folder (default: the data mirror's)")
@@ -541,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judge: Judge = make_judge(args.judge)
     cached = CachedJudge(judge, args.cache) if args.cache else None
     try:
-        rows = calibrate(cached or judge, args.sets, args.limit or None, args.seed, root=root)
+        rows = calibrate(cached or judge, args.sets, args.limit or None, args.seed, root=root, split=args.split)
     finally:
         if cached is not None:
             log.info("cache %s: %d hits, %d misses", args.cache, cached.hits, cached.misses)
@@ -554,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sets": args.sets,
                 "limit": args.limit,
                 "seed": args.seed,
+                "split": args.split,
                 "data": str(root),
                 "cache": str(args.cache) if args.cache else None,
             },

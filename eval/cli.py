@@ -90,28 +90,127 @@ def answers_cmd(
 
 @app.command("calibrate")
 def calibrate_cmd(
-    judge: Annotated[str, typer.Option(help="lexical, embedding, llm, nli or openai.")] = "embedding",
+    judge: Annotated[
+        str, typer.Option(help="Comma-separated judges: trained, embedding, lexical, llm, nli, openai.")
+    ] = "trained,embedding,lexical",
     sets: Annotated[
         str, typer.Option(help="Comma-separated: expertqa-medicine, healthver, scifact (also expertqa, covidfact).")
     ] = "expertqa-medicine,healthver,scifact",
     limit: Annotated[int, typer.Option(help="Pairs sampled per set, stratified by label (0 = all).")] = 400,
     seed: Annotated[int, typer.Option(help="Seeds the sample and the two-fold threshold split.")] = 0,
+    split: Annotated[
+        str, typer.Option(help="heldout (pairs the trained checker never saw), train or all.")
+    ] = "heldout",
     data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the verdict cache.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows here.")] = None,
 ) -> None:
-    """Score a judge against human support labels: AUROC, and balanced accuracy and F1 at an out-of-fold threshold."""
+    """Score judges against human support labels: AUROC, and balanced accuracy and F1 at an out-of-fold threshold.
+
+    Every judge sees the same seeded sample of each set, so the rows compare like with like.
+    """
     from eval.calibrate import calibrate, table
 
     names = [s.strip() for s in sets.split(",") if s.strip()]
+    judges = [j.strip() for j in judge.split(",") if j.strip()]
+    rows: list[dict[str, Any]] = []
     try:
-        rows = calibrate(_judge(judge, None, not no_cache), names, limit or None, seed, root=data)
+        for name in judges:
+            rows.extend(calibrate(_judge(name, None, not no_cache), names, limit or None, seed, root=data, split=split))
     except PipelineError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(3) from None
+    rows.sort(key=lambda r: (names.index(r["set"]), judges.index(r["judge"]) if r["judge"] in judges else 0))
     typer.echo(table(rows))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(
-            json.dumps({"judge": judge, "sets": names, "limit": limit, "seed": seed, "rows": rows}, indent=2)
-        )
+        payload = {"judges": judges, "sets": names, "limit": limit, "seed": seed, "split": split, "rows": rows}
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+judge_app = typer.Typer(help="The trained claim checker: medcite judge train.", no_args_is_help=True)
+
+
+@judge_app.callback()
+def _judge_group() -> None:
+    """The trained claim checker (``trained`` judge)."""
+
+
+@judge_app.command("train")
+def judge_train_cmd(
+    out: Annotated[Path, typer.Option(help="Weights folder to write.")] = Path("pipeline/weights/checker"),
+    index: Annotated[Path, typer.Option(help="Index whose chunks give the synthetic pairs.")] = Path("indexes/demo"),
+    data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds data order, synthetic edits and initialisation.")] = 0,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs from the index's chunks (0 = none).")] = 3000,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (smoke runs).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Torch threads (1 is steadier on a busy machine); default: all cores.")
+    ] = None,
+) -> None:
+    """Train the claim checker from the shared labelled sets and our corpus; prints the time it took."""
+    import logging
+
+    from eval.train_judge import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = TrainConfig(
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        synthetic=synthetic,
+        max_steps=max_steps,
+        threads=threads,
+    )
+    try:
+        record = train(out, config, index=index if synthetic else None, root=data)
+    except PipelineError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(3) from None
+    dev = record["dev"]
+    typer.echo(
+        f"trained {record['steps']} steps on {sum(record['pairs'].values())} pairs in {record['seconds']:.0f} s "
+        f"({record['train_seconds']:.0f} s training); dev AUROC {dev.get('auroc', float('nan')):.3f}, "
+        f"balanced accuracy {dev.get('balanced_accuracy', float('nan')):.3f}; weights in {out}"
+    )
+
+
+@judge_app.command("blend")
+def judge_blend_cmd(
+    weights: Annotated[Path, typer.Option(help="Weights folder of a trained checker.")] = Path(
+        "pipeline/weights/checker"
+    ),
+    index: Annotated[Path, typer.Option(help="The index the checker's synthetic pairs came from.")] = Path(
+        "indexes/demo"
+    ),
+    data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
+) -> None:
+    """Refit the blend judge (checker + embedding + lexical) on the checker's development pairs."""
+    import logging
+
+    from eval.train_judge import TrainConfig, dev_split, fit_blend, training_examples
+    from pipeline.checker import CheckerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        stored = CheckerConfig.read(weights).training.get("config", {})
+        known = {
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in stored.items()
+            if k in TrainConfig.__dataclass_fields__
+        }
+        config = TrainConfig(**known)
+        _, dev = dev_split(training_examples(config, index if config.synthetic else None, data))
+        blend = fit_blend(weights, dev)
+    except PipelineError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(
+        f"blend on {blend['n']} human-labelled dev pairs: coefficients {blend['coef']}, "
+        f"intercept {blend['intercept']:.3f}; "
+        f"dev AUROC {blend['dev_auroc']:.3f} (checker alone {blend['dev_auroc_checker_alone']:.3f})"
+    )

@@ -15,6 +15,8 @@ hash, so a re-run costs nothing. The judge is one of the pipeline's costly seams
   passage reuse its KV cache.
 - ``nli``: any local Hugging Face sequence-classification NLI model (a folder), P(entailment).
 - ``openai``: a served model asked the same yes/no question, scored from its log-probabilities.
+- ``trained``: our own claim checker, a MiniLM cross-encoder fine-tuned on labelled and synthetic
+  claim/passage pairs (``medcite judge train``); P(supported), best sentence window of the passage.
 """
 
 from __future__ import annotations
@@ -313,6 +315,59 @@ class NLIJudge:
         return np.array(out, dtype=np.float32)
 
 
+class TrainedJudge:
+    """The trained claim checker (a MiniLM cross-encoder, :mod:`pipeline.checker`): P(supported)."""
+
+    name = "trained"
+
+    def __init__(
+        self, path: str | Path | None = None, *, threshold: float | None = None, bf16: bool | None = None
+    ) -> None:
+        from pipeline.checker import WEIGHTS, ClaimChecker
+
+        self.checker = ClaimChecker(path or WEIGHTS, bf16=bf16)
+        self.threshold = self.checker.config.threshold if threshold is None else threshold
+
+    def fingerprint(self) -> str:
+        return self.checker.fingerprint()
+
+    def score(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return self.checker.score(pairs)
+
+
+class BlendJudge:
+    """A logistic blend of the trained checker's logit with the embedding and lexical scores.
+
+    Its coefficients are fitted on the checker's development pairs (``medcite judge train``) and stored
+    in ``checker.json`` as ``blend``.
+    """
+
+    name = "blend"
+
+    def __init__(self, path: str | Path | None = None, *, threshold: float | None = None, embedder: Any = None) -> None:
+        self.trained = TrainedJudge(path)
+        blend = self.trained.checker.config.blend
+        if not blend:
+            raise InputError(f"{self.trained.checker.path}: no blend fitted; run `medcite judge train`")
+        self.coef = np.asarray(blend["coef"], dtype=np.float64)
+        self.intercept = float(blend["intercept"])
+        self.embedding = EmbeddingJudge(embedder=embedder)
+        self.lexical = LexicalJudge()
+        self.threshold = float(blend["threshold"]) if threshold is None else threshold
+
+    def fingerprint(self) -> str:
+        return f"blend-v1:{self.trained.fingerprint()}:{self.embedding.fingerprint()}:{self.lexical.fingerprint()}"
+
+    def score(self, pairs: Sequence[Pair]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        z = self.trained.checker.logits(pairs).astype(np.float64)
+        x = np.column_stack(
+            [np.where(np.isfinite(z), z, -10.0), self.embedding.score(pairs), self.lexical.score(pairs)]
+        )
+        return (1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))).astype(np.float32)
+
+
 class OpenAIJudge:
     """A served model (OpenAI-compatible) asked the yes/no question; score from its log-probabilities."""
 
@@ -428,11 +483,13 @@ JUDGES: dict[str, Callable[..., Judge]] = {
     "llm": LLMJudge,
     "nli": NLIJudge,
     "openai": OpenAIJudge,
+    "trained": TrainedJudge,
+    "blend": BlendJudge,
 }
 
 
 def make_judge(name: str, **kwargs: Any) -> Judge:
-    """A judge by name (lexical, embedding, llm, nli, openai, or one registered in ``JUDGES``)."""
+    """A judge by name (lexical, embedding, llm, nli, openai, trained, or one registered in ``JUDGES``)."""
     if name not in JUDGES:
         raise InputError(f"unknown judge {name!r}; choose one of {sorted(JUDGES)}")
     return JUDGES[name](**kwargs)
@@ -443,7 +500,7 @@ def judge_from_settings(settings: Any, name: str | None = None, *, embedder: Any
     js = settings.judge
     name = name or js.name
     kwargs: dict[str, Any] = {}
-    if name == "embedding" and embedder is not None:
+    if name in ("embedding", "blend") and embedder is not None:
         kwargs["embedder"] = embedder
     if name == "nli":
         if js.nli_path is None:
@@ -452,6 +509,8 @@ def judge_from_settings(settings: Any, name: str | None = None, *, embedder: Any
     if name == "openai":
         o = settings.openai
         kwargs.update(base_url=o.base_url, model=o.model, api_key=o.api_key.get_secret_value() if o.api_key else None)
+    if name in ("trained", "blend") and js.trained_path is not None:
+        kwargs["path"] = js.trained_path
     if name == "llm" and settings.llama.model_path:
         kwargs["model_path"] = str(settings.llama.model_path)
     judge = make_judge(name, **kwargs)

@@ -146,7 +146,7 @@ class OpenAISettings(_Group):
 class JudgeSettings(_Group):
     """The support judge used by ``ask --verify`` and ``medcite eval``."""
 
-    name: Literal["lexical", "embedding", "llm", "nli", "openai", "trained"] = "embedding"
+    name: Literal["lexical", "embedding", "llm", "nli", "openai", "trained", "blend"] = "embedding"
     threshold: float | None = None  # None: the judge's calibrated default
     nli_path: Path | None = None  # a local Hugging Face NLI model folder, for name="nli"
     trained_path: Path | None = None  # the trained checker's weights folder; None: the bundled pipeline/weights/checker

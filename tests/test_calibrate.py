@@ -27,8 +27,10 @@ from eval.calibrate import (
     load_expertqa,
     load_healthver,
     load_scifact,
+    load_set,
     main,
     make_judge,
+    split_of,
     stratified_halves,
     stratified_sample,
     table,
@@ -266,6 +268,32 @@ def test_covidfact_loader(tmp_path: Path) -> None:
     ]
 
 
+def test_held_out_split_is_fixed_and_by_group(data_root: Path) -> None:
+    rows = load_set("scifact", data_root)
+    train, held = load_set("scifact", data_root, "train"), load_set("scifact", data_root, "heldout")
+    assert sorted(train + held) == sorted(rows) and not set(train) & set(held)
+    assert [split_of("scifact", r) for r in rows] == [split_of("scifact", r) for r in rows], "a hash, no state"
+    # Pairs of one claim fall on one side: a held-out claim was never seen in training.
+    same_claim = [Labelled("One claim.", f"passage {i}", i % 2) for i in range(20)]
+    assert len({split_of("healthver", r) for r in same_claim}) == 1
+    # COVID-Fact groups by evidence, because its refuted claims are edits of supported ones on the same evidence.
+    same_evidence = [Labelled(f"claim {i}", "One evidence passage.", i % 2) for i in range(20)]
+    assert len({split_of("covidfact", r) for r in same_evidence}) == 1
+    assert split_of("expertqa-medicine", rows[0]) == "heldout"
+    with pytest.raises(InputError, match="unknown split"):
+        load_set("scifact", data_root, "dev")
+
+
+def test_held_out_share_on_the_real_sets(mirror: Path) -> None:
+    root = mirror / "faithfulness"
+    for name in ("healthver", "scifact", "covidfact"):
+        held, total = len(load_set(name, root, "heldout")), len(load_set(name, root))
+        assert 0.3 < held / total < 0.5, (name, held, total)
+    medicine = set(load_set("expertqa-medicine", root))
+    assert medicine == set(load_set("expertqa-medicine", root, "heldout"))
+    assert not medicine & set(load_set("expertqa", root, "train")), "no medicine claim is trained on"
+
+
 def test_dedupe_drops_pairs_labelled_both_ways() -> None:
     rows = [Labelled("c", "p", 1), Labelled("c", "p", 0), Labelled("d", "p", 1), Labelled("d", "p", 1)]
     assert dedupe(rows) == [Labelled("d", "p", 1)]
@@ -309,7 +337,7 @@ def data_root(tmp_path: Path) -> Path:
 
 
 def test_calibrate_rows(data_root: Path) -> None:
-    [row] = calibrate(_ScriptedJudge(), ["scifact"], limit=100, seed=0, root=data_root)
+    [row] = calibrate(_ScriptedJudge(), ["scifact"], limit=100, seed=0, root=data_root, split="all")
     assert set(row) == set(ROW_FIELDS)
     assert row["n"] == 16 and row["n_failed"] == 1 and row["n_available"] == 17 and row["n_supported"] == 10
     assert row["auroc"] == pytest.approx(1.0)
@@ -326,6 +354,7 @@ def test_command_prints_table_and_writes_json(
     out = tmp_path / "runs" / "cal.json"
     cache = tmp_path / "cache.sqlite"
     args = ["--judge", "lexical", "--sets", "scifact", "--limit", "8", "--data", str(data_root), "--json", str(out)]
+    args += ["--split", "all"]
     assert main([*args, "--cache", str(cache)]) == 0
     printed = capsys.readouterr().out
     assert "AUROC" in printed and "scifact" in printed and "lexical" in printed
@@ -348,7 +377,7 @@ def test_embedding_judge_on_real_healthver(mirror: Path, real_embedder, splitter
     from pipeline.judge import EmbeddingJudge
 
     judge = EmbeddingJudge(embedder=real_embedder, splitter=splitter)
-    rows = calibrate(judge, ["healthver"], limit=40, seed=0, root=mirror / "faithfulness")
+    rows = calibrate(judge, ["healthver"], limit=40, seed=0, root=mirror / "faithfulness", split="all")
     [row] = rows
     assert set(row) == set(ROW_FIELDS) and all(row[f] is not None for f in ROW_FIELDS)
     assert row["n"] == 40 and row["n_available"] > 1000 and row["judge"] == "embedding"

@@ -1,0 +1,536 @@
+"""Train the claim checker (``medcite judge train``): a MiniLM cross-encoder for P(supported | passage, claim).
+
+The recipe follows MiniCheck at a size two CPU cores can train in minutes:
+
+- Human-labelled pairs: the *train* side of each faithfulness set (:func:`eval.calibrate.split_of`):
+  ExpertQA outside medicine, 60 % of HealthVer's and SciFact's claims, 60 % of COVID-Fact's evidence
+  groups. The held-out side is never read here, and a training pair whose claim text equals a
+  held-out claim is dropped as well.
+- Synthetic pairs from our own corpus (the chunks of an index): a chunk's sentence is supported by the
+  chunk; the same sentence with a changed number, a flipped direction of effect, a changed
+  population, an added or removed negation, a term swapped for one from another chunk, or a sentence
+  from elsewhere in the same document, is not.
+- Each pair is shown to the model as the one sentence window of its passage that shares the most
+  content words with the claim (the view the checker scores at inference, where it takes the best
+  window).
+- One logit, binary cross-entropy, AdamW with linear warm-up and decay, embeddings frozen,
+  bfloat16 autocast where the CPU has it. Seeded: the same data and seed give the same weights on the
+  same machine and thread count.
+
+A tenth of the training groups is kept back as a development set: the default threshold is the one
+that maximises balanced accuracy there. Nothing here touches the held-out pairs, which
+``medcite eval calibrate`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from eval.calibrate import SETS, auroc, balanced_accuracy, choose_threshold, faithfulness_root, load_set
+from pipeline.checker import (
+    WEIGHTS,
+    CheckerConfig,
+    base_model_path,
+    best_window,
+    cpu_has_bf16,
+    encode,
+    load_base,
+    save_weights,
+    sentences,
+    trainable,
+)
+from pipeline.errors import InputError
+
+log = logging.getLogger("eval.train_judge")
+
+TRAIN_SETS = ("expertqa", "healthver", "scifact", "covidfact")
+DEV_PERMILLE = 100
+
+
+class Example(NamedTuple):
+    claim: str
+    passage: str
+    label: int
+    source: str  # the set name, or "synthetic:<kind>"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the weights; written into ``checker.json``."""
+
+    seed: int = 0
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    max_length: int = 160
+    sentences_per_window: int = 2  # the checker reads runs of 1-2 sentences (0: windows packed to max_length)
+    synthetic: int = 3000  # synthetic pairs from the index's chunks (0 = none)
+    sets: tuple[str, ...] = TRAIN_SETS
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+    bf16: bool | None = None  # None: where the CPU has bfloat16
+    threads: int | None = None  # torch threads; None: torch's default (the number of cores)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def human_pairs(sets: Sequence[str], root: Path | None = None) -> list[Example]:
+    """The train side of each labelled set, minus any pair whose claim is also a held-out claim."""
+    root = root or faithfulness_root()
+    held_out = {_norm(r.claim) for name in SETS for r in load_set(name, root, "heldout")}
+    out: list[Example] = []
+    for name in sets:
+        rows = load_set(name, root, "train")
+        kept = [r for r in rows if _norm(r.claim) not in held_out]
+        if len(kept) != len(rows):
+            log.info("%s: %d training pairs dropped (claim also held out)", name, len(rows) - len(kept))
+        out.extend(Example(r.claim, r.passage, r.label, name) for r in kept)
+    return out
+
+
+# Word pairs whose swap reverses a finding's direction, population or strength.
+_FLIPS = [
+    ("increased", "decreased"),
+    ("increase", "decrease"),
+    ("increases", "decreases"),
+    ("higher", "lower"),
+    ("more", "less"),
+    ("improved", "worsened"),
+    ("reduced", "increased"),
+    ("reduces", "increases"),
+    ("superior", "inferior"),
+    ("greater", "smaller"),
+    ("longer", "shorter"),
+    ("above", "below"),
+    ("before", "after"),
+    ("positive", "negative"),
+    ("benefit", "harm"),
+    ("effective", "ineffective"),
+    ("recommended", "discouraged"),
+    ("associated", "unassociated"),
+    ("significant", "insignificant"),
+    ("high", "low"),
+    ("early", "late"),
+]
+_POPULATIONS = [
+    ("adults", "children"),
+    ("men", "women"),
+    ("male", "female"),
+    ("older", "younger"),
+    ("elderly", "young"),
+    ("premenopausal", "postmenopausal"),
+    ("pregnant", "nonpregnant"),
+    ("infants", "adolescents"),
+    ("smokers", "nonsmokers"),
+    ("metastatic", "localized"),
+    ("advanced", "early-stage"),
+]
+_MODALS = re.compile(r"\b(is|are|was|were|should|may|can|could|did|does|do|will|has|have)\b(?! not\b)")
+_NEGATED = re.compile(r"\b(is|are|was|were|should|may|can|could|did|does|do|will|has|have) not\b")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.]*[A-Za-z])")
+_TERM = re.compile(r"\b[A-Za-z][A-Za-z-]{6,}\b")
+
+
+def _swap_words(text: str, pairs: Sequence[tuple[str, str]], rng: random.Random) -> str | None:
+    options = []
+    for a, b in pairs:
+        for x, y in ((a, b), (b, a)):
+            if re.search(rf"\b{re.escape(x)}\b", text, re.I):
+                options.append((x, y))
+    if not options:
+        return None
+    x, y = rng.choice(options)
+
+    def repl(m: re.Match[str]) -> str:
+        return y.capitalize() if m.group(0)[0].isupper() else y
+
+    return re.sub(rf"\b{re.escape(x)}\b", repl, text, count=1, flags=re.I)
+
+
+def _change_number(text: str, rng: random.Random) -> str | None:
+    found = list(_NUMBER.finditer(text))
+    if not found:
+        return None
+    m = rng.choice(found)
+    value = m.group(1)
+    if "." in value:
+        whole, frac = value.split(".")
+        new = f"{int(whole) + rng.randint(1, 9)}.{frac}"
+    else:
+        n = int(value)
+        choices = {n * 2, n + rng.randint(1, 9), max(0, n - rng.randint(1, 9)), n * 10 if n < 100 else n // 2}
+        choices.discard(n)
+        new = str(rng.choice(sorted(choices)))
+    return text[: m.start(1)] + new + text[m.end(1) :]
+
+
+_NEGATIVE = re.compile(r"\b(?:no|never|without)\b ?", re.I)
+
+
+def _negate(text: str, rng: random.Random) -> str | None:
+    """Remove the sentence's negation if it has one ("is not" -> "is", "no" -> ""), else add "not"."""
+    if m := _NEGATED.search(text):
+        return text[: m.start()] + m.group(1) + text[m.end() :]
+    if m := _NEGATIVE.search(text):
+        return text[: m.start()] + text[m.end() :]
+    found = list(_MODALS.finditer(text))
+    if not found:
+        return None
+    m = rng.choice(found)
+    return text[: m.end()] + " not" + text[m.end() :]
+
+
+def _swap_term(text: str, passage: str, donors: Sequence[str], rng: random.Random) -> str | None:
+    terms = [m for m in _TERM.finditer(text) if m.group(0).lower() not in _STOPLIKE]
+    if not terms or not donors:
+        return None
+    m = rng.choice(terms)
+    for _ in range(10):
+        donor = rng.choice(donors)
+        if donor.lower() != m.group(0).lower() and donor.lower() not in passage.lower():
+            return text[: m.start()] + donor + text[m.end() :]
+    return None
+
+
+_STOPLIKE = frozenset("patients treatment therapy including however between because outcomes results".split())
+
+
+def _usable(sentence: str) -> bool:
+    words = sentence.split()
+    letters = sum(c.isalpha() for c in sentence)
+    return 8 <= len(words) <= 60 and letters >= 0.6 * len(sentence) and sentence[-1:] in ".!?"
+
+
+def read_chunks(index: Path) -> list[dict[str, Any]]:
+    """The chunk records (``chunks.jsonl``) of an index folder, read as data: nothing is executed."""
+    from pipeline.index import resolve_version
+
+    path = resolve_version(index) / "chunks.jsonl"
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def synthetic_pairs(chunks: Sequence[dict[str, Any]], n: int, seed: int) -> list[Example]:
+    """About ``n`` pairs from corpus chunks: 40 % supported sentences, 60 % edits of them or strangers."""
+    rng = random.Random(seed)
+    if n <= 0 or not chunks:
+        return []
+    by_doc: dict[str, list[dict[str, Any]]] = {}
+    for c in chunks:
+        by_doc.setdefault(str(c["doc_id"]), []).append(c)
+    donors = sorted(
+        {m.group(0) for c in rng.sample(list(chunks), min(500, len(chunks))) for m in _TERM.finditer(c["text"])}
+    )
+    order = list(chunks)
+    rng.shuffle(order)
+    kinds = ["supported", "supported", "number", "direction", "population", "negation", "term", "neighbour"]
+    out: list[Example] = []
+    made: Counter[str] = Counter()
+    for chunk in order:
+        if len(out) >= n:
+            break
+        passage = chunk["text"]
+        sents = [s for s in sentences(passage) if _usable(s)]
+        if not sents:
+            continue
+        sentence = rng.choice(sents)
+        kind = kinds[len(out) % len(kinds)]
+        # An edit this sentence does not allow (no number, no direction word) gives way to another one.
+        fallbacks = [k for k in kinds[2:] if k != kind]
+        rng.shuffle(fallbacks)
+        claim: str | None = None
+        for k in [kind, *fallbacks] if kind != "supported" else [kind]:
+            claim = _make_claim(k, sentence, passage, chunk, by_doc, donors, rng)
+            if claim is not None and (k == "supported" or claim != sentence):
+                kind = k
+                break
+            claim = None
+        if claim is None:
+            continue
+        out.append(Example(claim, passage, int(kind == "supported"), f"synthetic:{kind}"))
+        made[kind] += 1
+    log.info("synthetic pairs: %s", dict(made))
+    return out
+
+
+def _make_claim(
+    kind: str,
+    sentence: str,
+    passage: str,
+    chunk: dict[str, Any],
+    by_doc: dict[str, list[dict[str, Any]]],
+    donors: Sequence[str],
+    rng: random.Random,
+) -> str | None:
+    """One claim of ``kind`` from ``sentence`` (a sentence of ``passage``); None when the edit does not apply."""
+    if kind == "supported":
+        return sentence
+    if kind == "number":
+        return _change_number(sentence, rng)
+    if kind == "direction":
+        return _swap_words(sentence, _FLIPS, rng)
+    if kind == "population":
+        return _swap_words(sentence, _POPULATIONS, rng)
+    if kind == "negation":
+        return _negate(sentence, rng)
+    if kind == "term":
+        return _swap_term(sentence, passage, donors, rng)
+    # "neighbour": a sentence from another chunk of the same document that this chunk does not contain
+    others = [
+        s
+        for c in by_doc[str(chunk["doc_id"])]
+        if c["id"] != chunk["id"]
+        for s in sentences(c["text"])
+        if _usable(s) and s not in passage
+    ]
+    return rng.choice(others) if others else None
+
+
+def _group(example: Example) -> str:
+    key = example.passage if example.source == "covidfact" else example.claim
+    # Salted apart from calibrate.split_of's hash, which already decided train vs held out on these groups.
+    return hashlib.sha256(f"dev\x00{example.source}\x00{_norm(key)}".encode()).hexdigest()
+
+
+def dev_split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """(train, dev): a tenth of the claim groups, fixed by hash, for the threshold."""
+    train, dev = [], []
+    for e in examples:
+        (dev if int(_group(e)[:8], 16) % 1000 < DEV_PERMILLE else train).append(e)
+    return train, dev
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Shuffled batches of similar length: sort within shuffled pools of 50 batches, then shuffle batches."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(idx), pool):
+        chunk = sorted(idx[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    yield from batches
+
+
+def _views(tokenizer: Any, examples: Sequence[Example], max_length: int, n: int = 0) -> list[tuple[str, str]]:
+    return [(best_window(tokenizer, e.claim, e.passage, max_length, n), e.claim) for e in examples]
+
+
+def train(
+    out: Path = WEIGHTS,
+    config: TrainConfig | None = None,
+    *,
+    index: Path | None = Path("indexes/demo"),
+    root: Path | None = None,
+    blend: bool = True,
+) -> dict[str, Any]:
+    """Train the checker and write ``checker.json`` and ``model.safetensors`` into ``out``.
+
+    Returns the training record (also stored in ``checker.json``): counts, steps, seconds, dev figures.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from pipeline.embed import _hash_files
+
+    config = config or TrainConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+
+    examples = training_examples(config, index, root)
+    index_id = None
+    if config.synthetic and index is not None:
+        index_id = hashlib.sha256("".join(sorted(c["id"] for c in read_chunks(index))).encode()).hexdigest()[:16]
+    train_set, dev_set = dev_split(examples)
+    log.info(
+        "pairs: %d train, %d dev; by source %s", len(train_set), len(dev_set), dict(Counter(e.source for e in examples))
+    )
+
+    model, tokenizer = load_base()
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable(name))
+    bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
+    views = _views(tokenizer, train_set, config.max_length, config.sentences_per_window)
+    labels = torch.tensor([float(e.label) for e in train_set])
+    lengths = [len(w) + len(c) for w, c in views]
+    steps_per_epoch = math.ceil(len(views) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    warmup = max(1, int(config.warmup * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    model.train()
+    step, losses = 0, []
+    bar = tqdm(total=total, desc="training", unit="step")
+    while step < total:
+        for batch in _batches(lengths, config.batch_size, rng):
+            if step >= total:
+                break
+            enc = encode(tokenizer, [views[i] for i in batch], config.max_length)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**enc)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels[batch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    bar.close()
+    train_seconds = time.perf_counter() - t0
+
+    # Threshold on the development pairs, scored the way the judge scores (best window, P(supported)).
+    model.eval()
+    save_weights(model, out)
+    cfg = CheckerConfig(
+        max_length=config.max_length,
+        sentences_per_window=config.sentences_per_window,
+        base_sha256=_hash_files(base_model_path()),
+    )
+    cfg.write(out)
+    from pipeline.checker import ClaimChecker
+
+    checker = ClaimChecker(out, bf16=bf16)
+    dev_scores = checker.score([(e.claim, e.passage) for e in dev_set]) if dev_set else np.zeros(0)
+    dev_labels = np.array([e.label for e in dev_set], dtype=int)
+    if len(set(dev_labels.tolist())) == 2:
+        threshold = choose_threshold(dev_labels, dev_scores)
+        dev = {
+            "n": len(dev_set),
+            "auroc": auroc(dev_labels, dev_scores),
+            "balanced_accuracy": balanced_accuracy(dev_labels, dev_scores >= threshold),
+        }
+    else:
+        threshold, dev = 0.5, {"n": len(dev_set)}
+    record = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()},
+        "bf16": bf16,
+        "pairs": dict(Counter(e.source.split(":")[0] for e in train_set)),
+        "pairs_by_source": dict(sorted(Counter(e.source for e in examples).items())),
+        "dev": dev,
+        "steps": step,
+        "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        "index": index_id,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(train_seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    cfg.threshold = float(threshold)
+    cfg.training = record
+    cfg.write(out)
+    if blend:
+        record["blend"] = fit_blend(out, dev_set, checker=checker)
+    return record
+
+
+def training_examples(config: TrainConfig, index: Path | None, root: Path | None) -> list[Example]:
+    """Human pairs (train side) plus synthetic pairs, exactly as :func:`train` builds them."""
+    examples = human_pairs(config.sets, root)
+    if config.synthetic:
+        if index is None:
+            raise InputError("synthetic pairs need an index (--index), or pass --synthetic 0")
+        examples += synthetic_pairs(read_chunks(index), config.synthetic, config.seed)
+    return examples
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """L2-regularised, optionally sample-weighted logistic regression by Newton's method: (coefficients, intercept)."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    sw = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = np.zeros(xb.shape[1])
+    reg = np.full(xb.shape[1], l2)
+    reg[-1] = 0.0  # the intercept is not shrunk
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (sw * (p - y)) + reg * w
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit_blend(out: Path, dev_set: Sequence[Example], *, checker: Any = None) -> dict[str, Any]:
+    """Fit the ``blend`` judge (checker logit, embedding cosine, lexical overlap -> P(supported)) on dev pairs.
+
+    Written into ``checker.json`` as ``blend``; the threshold is the one that maximises balanced accuracy
+    on the same dev pairs. Returns the fitted blend with its dev AUROC beside the checker's alone.
+    """
+    from pipeline.checker import ClaimChecker
+    from pipeline.judge import EmbeddingJudge, LexicalJudge
+
+    checker = checker or ClaimChecker(out)
+    # Human-labelled pairs only, each set weighing the same: the blend is for real claims, and the synthetic
+    # edits (which the checker alone already separates) would otherwise set its weights.
+    dev_set = [e for e in dev_set if not e.source.startswith("synthetic")]
+    if not dev_set:
+        raise InputError("no human-labelled development pairs to fit the blend on")
+    per_source = Counter(e.source for e in dev_set)
+    sample_weights = np.array([len(dev_set) / (len(per_source) * per_source[e.source]) for e in dev_set])
+    pairs = [(e.claim, e.passage) for e in dev_set]
+    y = np.array([e.label for e in dev_set], dtype=float)
+    z = checker.logits(pairs).astype(np.float64)
+    z = np.where(np.isfinite(z), z, -10.0)
+    x = np.column_stack([z, EmbeddingJudge().score(pairs), LexicalJudge().score(pairs)])
+    coef, intercept = fit_logistic(x, y, weights=sample_weights)
+    p = 1.0 / (1.0 + np.exp(-(x @ coef + intercept)))
+    blend = {
+        "features": ["checker_logit", "embedding", "lexical"],
+        "coef": [float(c) for c in coef],
+        "intercept": intercept,
+        "n": len(dev_set),
+        "threshold": choose_threshold(y.astype(int), p),
+        "dev_auroc": auroc(y.astype(int), p),
+        "dev_auroc_checker_alone": auroc(y.astype(int), z),
+    }
+    cfg = CheckerConfig.read(out)
+    cfg.blend = blend
+    cfg.write(out)
+    return blend

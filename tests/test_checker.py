@@ -1,0 +1,225 @@
+"""The trained claim checker: windows, synthetic edits, the training path (a few real steps), the bundled weights."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.calibrate import SETS, load_set
+from eval.train_judge import (
+    _FLIPS,
+    TrainConfig,
+    _change_number,
+    _negate,
+    _swap_words,
+    dev_split,
+    human_pairs,
+    synthetic_pairs,
+    train,
+)
+from pipeline.checker import WEIGHTS, CheckerConfig, ClaimChecker, load_base, passage_windows, sentences
+from pipeline.errors import InputError
+from pipeline.judge import TrainedJudge, make_judge
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    return load_base()[1]
+
+
+def test_sentences() -> None:
+    assert sentences("Aspirin works. It is cheap!\n\nSee Fig. 2 below") == [
+        "Aspirin works.",
+        "It is cheap!",
+        "See Fig. 2 below",
+    ]
+    assert sentences("   ") == []
+
+
+def test_windows_fit_and_overlap(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    claim = "Capecitabine is an option for elderly patients."
+    passage = " ".join(f"Sentence {i} talks about topic number {i} in some detail here." for i in range(60))
+    windows = passage_windows(tokenizer, claim, passage, max_length=128, max_windows=100)
+    assert len(windows) > 3
+    budget = 128 - 3 - len(tokenizer.tokenize(claim))
+    assert all(len(tokenizer.tokenize(w)) <= budget for w in windows)
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert sentences(a)[-1] == sentences(b)[0], "consecutive windows share one sentence"
+    assert " ".join(sentences(windows[0])[:1]) == "Sentence 0 talks about topic number 0 in some detail here."
+    assert passage_windows(tokenizer, claim, "Short passage.", 128, 8) == ["Short passage."]
+
+
+def test_windows_keep_those_that_share_the_claims_words(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    filler = " ".join(f"Filler sentence {i} says nothing of note at all today." for i in range(80))
+    passage = filler + " Capecitabine is preferred in elderly patients with colorectal cancer. " + filler
+    claim = "Capecitabine suits elderly patients with colorectal cancer."
+    windows = passage_windows(tokenizer, claim, passage, max_length=96, max_windows=2)
+    assert len(windows) == 2 and any("Capecitabine is preferred" in w for w in windows)
+
+
+def test_synthetic_edits() -> None:
+    rng = random.Random(0)
+    s = "Survival increased by 12 months in 40 patients."
+    changed = _change_number(s, rng)
+    assert changed is not None and changed != s
+    assert [w for w in changed.split() if not w.isdigit()] == [w for w in s.split() if not w.isdigit()], "only a number"
+    assert _negate("The drug is effective.", rng) == "The drug is not effective."
+    assert _negate("The drug is not effective.", rng) == "The drug is effective."
+    assert _negate("There was no benefit.", rng) == "There was benefit."
+    assert _swap_words("Risk was higher in women.", _FLIPS, rng) == "Risk was lower in women."
+    assert _change_number("No digits here.", rng) is None
+
+
+def test_synthetic_pairs_from_chunks() -> None:
+    text = (
+        "Adjuvant chemotherapy increased overall survival by 5 percent in stage III colon cancer. "
+        "Patients older than 70 years did not benefit from oxaliplatin. "
+        "Capecitabine is an oral alternative to intravenous fluorouracil for adjuvant therapy."
+    )
+    chunks = [
+        {"id": f"c{i}", "doc_id": f"d{i // 2}", "text": text.replace("5 percent", f"{i + 2} percent")}
+        for i in range(40)
+    ]
+    pairs = synthetic_pairs(chunks, 40, seed=0)
+    assert len(pairs) == 40
+    assert pairs == synthetic_pairs(chunks, 40, seed=0), "seeded"
+    for p in pairs:
+        kind = p.source.split(":")[1]
+        assert p.label == (kind == "supported")
+        if kind == "supported":
+            assert p.claim in p.passage
+        else:
+            assert p.claim not in p.passage, p
+    assert {p.source for p in pairs} >= {"synthetic:supported", "synthetic:number", "synthetic:negation"}
+
+
+def test_training_never_sees_a_held_out_claim(mirror: Path) -> None:
+    root = mirror / "faithfulness"
+    examples = human_pairs(("expertqa", "healthver", "scifact", "covidfact"), root)
+    held_out = {" ".join(r.claim.lower().split()) for name in SETS for r in load_set(name, root, "heldout")}
+    assert examples and not {" ".join(e.claim.lower().split()) for e in examples} & held_out
+    train_part, dev = dev_split(examples)
+    assert len(dev) > 0.05 * len(examples) and {e.source for e in dev} == {e.source for e in examples}
+
+
+def _toy_index(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}")
+    rows = [
+        {
+            "id": f"c{i}",
+            "doc_id": f"d{i // 3}",
+            "text": f"Drug {i} lowered blood pressure by {i + 3} mmHg in adults. It is not approved for children.",
+        }
+        for i in range(30)
+    ]
+    (folder / "chunks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained_folder(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real optimiser steps on real data: the path `medcite judge train` takes, cut short."""
+    out = tmp_path_factory.mktemp("checker")
+    index = _toy_index(tmp_path_factory.mktemp("idx") / "toy")
+    config = TrainConfig(max_steps=3, batch_size=4, synthetic=24, sets=("scifact",), bf16=False)
+    record = train(out, config, index=index, root=mirror / "faithfulness")
+    assert record["steps"] == 3 and record["pairs"]["scifact"] > 100 and record["pairs"]["synthetic"] > 0
+    return out
+
+
+def test_trained_folder_loads_as_a_judge(trained_folder: Path) -> None:
+    config = CheckerConfig.read(trained_folder)
+    assert 0 <= config.threshold <= 1 and config.training["config"]["seed"] == 0
+    judge = make_judge("trained", path=trained_folder, bf16=False)
+    pairs = [("Aspirin reduces fever.", "Aspirin is used to reduce fever."), ("x", "long passage. " * 400), ("", "p")]
+    scores = judge.score(pairs)
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1)) and scores[2] == 0
+    assert np.array_equal(scores, judge.score(pairs)), "deterministic"
+    assert judge.fingerprint().startswith("checker-v1:")
+
+
+def test_blend_judge_reads_its_coefficients(trained_folder: Path) -> None:
+    blend = CheckerConfig.read(trained_folder).blend
+    assert blend is not None and len(blend["coef"]) == 3 and blend["features"][0] == "checker_logit"
+    judge = make_judge("blend", path=trained_folder)
+    pairs = [("Aspirin reduces fever.", "Aspirin is used to reduce fever."), ("Zebras fly.", "Aspirin is cheap.")]
+    scores = judge.score(pairs)
+    assert scores.shape == (2,) and np.all((scores > 0) & (scores < 1))
+    assert judge.threshold == blend["threshold"] and judge.fingerprint().startswith("blend-v1:checker-v1:")
+
+
+def test_fit_logistic_recovers_a_known_model() -> None:
+    from eval.train_judge import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2))
+    p = 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5)))
+    y = (rng.random(4000) < p).astype(float)
+    coef, intercept = fit_logistic(x, y, l2=0.0)
+    assert coef == pytest.approx([2.0, -1.0], abs=0.2) and intercept == pytest.approx(0.5, abs=0.15)
+
+
+def test_damaged_weights_folders(trained_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no trained claim checker here"):
+        ClaimChecker(tmp_path)
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_folder, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        ClaimChecker(broken)
+    other = tmp_path / "other"
+    shutil.copytree(trained_folder, other)
+    cfg = json.loads((other / "checker.json").read_text())
+    cfg["base_sha256"] = "0" * 64
+    (other / "checker.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match="trained on base model 000000000000"):
+        ClaimChecker(other)
+    cfg["format"] = 99
+    (other / "checker.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match="newer than this medcite reads"):
+        ClaimChecker(other)
+
+
+_PASSAGE = (
+    "In patients with stage III colon cancer, six months of adjuvant FOLFOX improved 3-year disease-free "
+    "survival compared with fluorouracil alone (78% vs 73%). Oxaliplatin did not improve survival in "
+    "patients aged 70 years or older. Capecitabine may replace infusional fluorouracil."
+)
+_bundled = pytest.mark.skipif(not (WEIGHTS / "checker.json").is_file(), reason="no bundled checker weights")
+
+
+@_bundled
+def test_bundled_checker_separates_edits_from_their_source() -> None:
+    """The committed weights: a claim close to its source sentence passes, the same claim edited does not."""
+    judge = TrainedJudge()
+    supported = [
+        "Oxaliplatin did not improve survival in patients aged 70 or older.",
+        "Capecitabine may replace infusional fluorouracil.",
+    ]
+    unsupported = [
+        "Oxaliplatin improved survival in patients aged 70 or older.",  # negation removed
+        "Bevacizumab may replace infusional fluorouracil.",  # drug swapped
+        "Capecitabine may replace oxaliplatin in patients aged 70 years or older.",  # stitched from two sentences
+    ]
+    good = judge.score([(c, _PASSAGE) for c in supported])
+    bad = judge.score([(c, _PASSAGE) for c in unsupported])
+    assert (good >= judge.threshold).all(), good
+    assert (bad < judge.threshold).all(), bad
+
+
+@_bundled
+@pytest.mark.xfail(strict=True, reason="known weakness: supported paraphrases score as unsupported (see README)")
+def test_bundled_checker_accepts_a_paraphrase() -> None:
+    # The synthetic supported pairs are verbatim sentences, so the checker learned to want the source's wording.
+    judge = TrainedJudge()
+    claim = (
+        "In stage III colon cancer, adjuvant FOLFOX improved disease-free survival compared with fluorouracil alone."
+    )
+    assert judge.score([(claim, _PASSAGE)])[0] >= judge.threshold
