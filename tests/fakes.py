@@ -5,8 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.retrieve import Index
+    from pipeline.settings import Settings
+    from pipeline.types import Document
 
 _WORD = re.compile(r"\w+")
 
@@ -101,3 +108,12 @@ class KeywordJudge:
             words = [w for w in re.findall(r"[a-z]{4,}", claim.lower())]
             out.append(1.0 if words and all(w in passage.lower() for w in words) else 0.0)
         return np.array(out, dtype=np.float32)
+
+
+def hashed_index(folder: Path, documents: Sequence[Document], settings: Settings, splitter: Any) -> Index:
+    """A real index of ``documents`` built and opened with the :class:`HashingEmbedder` (the unit tests' index)."""
+    from pipeline.index import build_index, open_index
+
+    emb = HashingEmbedder()
+    build_index(folder, documents=documents, settings=settings, embedder=emb, splitter=splitter, progress=False)
+    return open_index(folder, settings=settings, embedder=emb)

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import Settings, build_index, open_index
+from pipeline import Settings
 from pipeline.answer import ABSTAIN, ItemWritten, ask, ask_stream, make_generator
 from pipeline.errors import InputError
 from pipeline.generate import ExtractiveGenerator, LLMGenerator, StreamParser, format_sources, section_schema
 from pipeline.render import MarkdownStream, from_dict, to_dict, to_html, to_markdown
 from pipeline.types import Block, Document
-from tests.fakes import HashingEmbedder, ScriptedBackend
+from tests.fakes import ScriptedBackend, hashed_index
 
 SETTINGS = Settings.preset(
     "test", answer={"min_relevance": 0.2, "min_source_score": 0.0, "k_guideline": 3, "k_research": 3}
@@ -66,9 +66,7 @@ def _docs() -> list[Document]:
 
 @pytest.fixture
 def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(tmp_path / "ix", documents=_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False)
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
 
 
 Q = "What is the treatment for oligoprogressive colorectal cancer?"

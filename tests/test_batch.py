@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import Settings, build_index, open_index
+from pipeline import Settings, open_index
 from pipeline.answer import ask, make_generator
 from pipeline.batch import (
     ANSWERS,
@@ -32,7 +32,7 @@ from pipeline.errors import GenerationError, InputError
 from pipeline.generate import SectionRequest
 from pipeline.render import from_dict, to_dict
 from pipeline.types import Block, Document
-from tests.fakes import HashingEmbedder, KeywordJudge
+from tests.fakes import HashingEmbedder, KeywordJudge, hashed_index
 
 SETTINGS = Settings.preset(
     "test", answer={"min_relevance": 0.2, "min_source_score": 0.0, "k_guideline": 3, "k_research": 3}
@@ -80,9 +80,7 @@ def _docs() -> list[Document]:
 
 @pytest.fixture
 def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(tmp_path / "ix", documents=_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False)
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
 
 
 class FlakyGenerator:

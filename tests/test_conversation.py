@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline import Settings, build_index, open_index
+from pipeline import Settings
 from pipeline.answer import ask, select_sources
 from pipeline.cite import References
 from pipeline.conversation import Conversation, LLMRewriter, RuleRewriter, Turn
@@ -16,7 +16,7 @@ from pipeline.errors import GenerationError, InputError
 from pipeline.generate import ExtractiveGenerator, LLMGenerator
 from pipeline.render import to_html, to_html_fragment, to_markdown
 from pipeline.types import Answer, Block, Document, Group, Passage, Reference, RunInfo, Section, Statement
-from tests.fakes import HashingEmbedder, ScriptedBackend
+from tests.fakes import ScriptedBackend, hashed_index
 
 SETTINGS = Settings.preset(
     "test", answer={"min_relevance": 0.1, "min_source_score": 0.0, "k_guideline": 2, "k_research": 2}
@@ -84,9 +84,7 @@ def _docs() -> list[Document]:
 
 @pytest.fixture
 def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(tmp_path / "ix", documents=_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False)
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from pipeline.ingest import _bounded_lines, read_file
 from pipeline.render import to_dict, to_html
 from pipeline.settings import IngestSettings
 from pipeline.types import Block, Document, Skipped
-from tests.fakes import HashingEmbedder, ScriptedBackend
+from tests.fakes import HashingEmbedder, ScriptedBackend, hashed_index
 from tests.hostile import (
     assert_answer_structure,
     assert_safe_html,
@@ -567,11 +567,7 @@ def _injected_docs() -> list[Document]:
 
 @pytest.fixture
 def injected(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(
-        tmp_path / "ix", documents=_injected_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False
-    )
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _injected_docs(), SETTINGS, splitter)
 
 
 Q = "What is the treatment for metastatic colorectal cancer?"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import Settings, build_index, open_index
+from pipeline import Settings
 from pipeline.answer import ask, make_generator
 from pipeline.errors import GenerationError
-from tests.fakes import HashingEmbedder
+from tests.fakes import hashed_index
 from tests.test_answer import SETTINGS, Q, _docs
 
 
@@ -38,9 +38,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(tmp_path / "ix", documents=_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False)
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
 
 
 def _settings(url: str, **openai: object) -> Settings:

@@ -16,7 +16,7 @@ from pipeline import build_index, open_index
 from pipeline.batch import ANSWERS, ask_many, run_batch
 from pipeline.errors import InputError
 from pipeline.render import to_dict
-from tests.fakes import HashingEmbedder
+from tests.fakes import HashingEmbedder, hashed_index
 from tests.test_batch import QUESTIONS, SETTINGS, _docs
 
 pytestmark = pytest.mark.slow  # Ray and its actors take seconds to start
@@ -39,9 +39,7 @@ def local_ray() -> Iterator[Any]:
 
 @pytest.fixture
 def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
-    emb = HashingEmbedder()
-    build_index(tmp_path / "ix", documents=_docs(), settings=SETTINGS, embedder=emb, splitter=splitter, progress=False)
-    return open_index(tmp_path / "ix", settings=SETTINGS, embedder=emb)
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
 
 
 def test_local_ray_is_private(local_ray: Any) -> None:
