@@ -234,7 +234,8 @@ def read_chunks(index: Path) -> list[dict[str, Any]]:
 
 
 def synthetic_pairs(chunks: Sequence[dict[str, Any]], n: int, seed: int) -> list[Example]:
-    """About ``n`` pairs from corpus chunks: 40 % supported sentences, 60 % edits of them or strangers."""
+    """About ``n`` pairs from corpus chunks: a third supported (a sentence, or it rephrased by rules), the rest
+    edits of them (half of those rephrased first) or sentences from elsewhere in the document."""
     rng = random.Random(seed)
     if n <= 0 or not chunks:
         return []
@@ -246,7 +247,7 @@ def synthetic_pairs(chunks: Sequence[dict[str, Any]], n: int, seed: int) -> list
     )
     order = list(chunks)
     rng.shuffle(order)
-    kinds = ["supported", "supported", "number", "direction", "population", "negation", "term", "neighbour"]
+    kinds = ["supported", "paraphrase", "paraphrase", *EDITS]
     out: list[Example] = []
     made: Counter[str] = Counter()
     for chunk in order:
@@ -258,22 +259,63 @@ def synthetic_pairs(chunks: Sequence[dict[str, Any]], n: int, seed: int) -> list
             continue
         sentence = rng.choice(sents)
         kind = kinds[len(out) % len(kinds)]
-        # An edit this sentence does not allow (no number, no direction word) gives way to another one.
-        fallbacks = [k for k in kinds[2:] if k != kind]
-        rng.shuffle(fallbacks)
-        claim: str | None = None
-        for k in [kind, *fallbacks] if kind != "supported" else [kind]:
-            claim = _make_claim(k, sentence, passage, chunk, by_doc, donors, rng)
-            if claim is not None and (k == "supported" or claim != sentence):
-                kind = k
-                break
-            claim = None
+        if kind == "paraphrase":
+            claim = paraphrase(sentence)
+            if claim is None:  # nothing to rephrase: the sentence itself, still supported
+                claim, kind = sentence, "supported"
+        else:
+            claim = sentence if kind == "supported" else None
+        if kind in EDITS:
+            # Half the edits start from a rephrased sentence, so "reworded" never means "supported" by itself.
+            base = (paraphrase(sentence) if rng.random() < 0.5 else None) or sentence
+            # An edit this sentence does not allow (no number, no direction word) gives way to another one.
+            fallbacks = [k for k in EDITS if k != kind]
+            rng.shuffle(fallbacks)
+            for k in [kind, *fallbacks]:
+                claim = _make_claim(k, base, passage, chunk, by_doc, donors, rng)
+                if claim is not None and claim != base:
+                    kind = k
+                    break
+                claim = None
         if claim is None:
             continue
-        out.append(Example(claim, passage, int(kind == "supported"), f"synthetic:{kind}"))
+        label = int(kind in ("supported", "paraphrase"))
+        out.append(Example(claim, passage, label, f"synthetic:{kind}"))
         made[kind] += 1
     log.info("synthetic pairs: %s", dict(made))
     return out
+
+
+EDITS = ("number", "direction", "population", "negation", "term", "neighbour")
+_PAREN = re.compile(r"\s*\([^()]*\)")
+_DISCOURSE = re.compile(
+    r"^(?:however|moreover|in addition|additionally|therefore|thus|overall|in conclusion|in summary|notably|"
+    r"importantly|furthermore|conclusions?|results?|background|objectives?|methods?)\s*[,:]\s*",
+    re.I,
+)
+_LEADING = re.compile(r"^(In|Among|For|During|After|Before|Within|Compared with) ([^,]{3,80}), (.{12,}?)([.!?])$", re.I)
+_TAIL = re.compile(r"(?:, (?:which|while|whereas|but|although)\b|; ).*$")
+
+
+def paraphrase(sentence: str) -> str | None:
+    """The sentence reworded by meaning-keeping rules, or None when none applies.
+
+    Drops parentheses, a leading discourse marker ("However,", "CONCLUSIONS:") and a trailing ", which ..." /
+    ", but ..." / "; ..." clause, and moves a leading "In X," to the end. Each keeps what the claim asserts
+    true of the source (a part of a sentence is entailed by it), which is what a faithful summary does.
+    """
+    out = _PAREN.sub("", sentence)
+    out = _DISCOURSE.sub("", out)
+    if m := _LEADING.match(out):
+        rest = m.group(3)
+        out = f"{rest[:1].upper()}{rest[1:]} {m.group(1).lower()} {m.group(2)}{m.group(4)}"
+    cut = _TAIL.sub("", out.rstrip(".!?"))
+    if len(cut.split()) >= 6 and cut != out.rstrip(".!?"):
+        out = cut + "."
+    out = " ".join(out.split())
+    if out[:1].islower():
+        out = out[:1].upper() + out[1:]
+    return out if out != sentence and len(out.split()) >= 6 else None
 
 
 def _make_claim(

@@ -215,11 +215,13 @@ def test_bundled_checker_separates_edits_from_their_source() -> None:
 
 
 @_bundled
-@pytest.mark.xfail(strict=True, reason="known weakness: supported paraphrases score as unsupported (see README)")
-def test_bundled_checker_accepts_a_paraphrase() -> None:
-    # The synthetic supported pairs are verbatim sentences, so the checker learned to want the source's wording.
+def test_bundled_checker_accepts_a_paraphrase_and_refuses_its_edit() -> None:
+    # Trained with verbatim sentences as the only supported synthetic pairs, an earlier checker scored this
+    # paraphrase 0.02: it had learned to want the source's wording. Reworded supported pairs fixed that.
     judge = TrainedJudge()
-    claim = (
-        "In stage III colon cancer, adjuvant FOLFOX improved disease-free survival compared with fluorouracil alone."
-    )
-    assert judge.score([(claim, _PASSAGE)])[0] >= judge.threshold
+    claims = [
+        "In stage III colon cancer, adjuvant FOLFOX improved disease-free survival compared with fluorouracil alone.",
+        "In stage III colon cancer, adjuvant FOLFOX worsened disease-free survival compared with fluorouracil alone.",
+    ]
+    paraphrase, edited = judge.score([(c, _PASSAGE) for c in claims])
+    assert paraphrase > 0.8 and edited < 0.2, (paraphrase, edited)
