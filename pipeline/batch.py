@@ -45,7 +45,7 @@ import numpy as np
 
 from pipeline.answer import ask, make_generator
 from pipeline.embed import Embedder
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputError, PipelineError, RunMismatchError
 from pipeline.generate import Audience, Generator
 from pipeline.judge import Judge
 from pipeline.retrieve import Index
@@ -58,19 +58,6 @@ ANSWERS = "answers.jsonl"
 FAILURES = "failures.jsonl"
 RUN = "run.json"
 RUN_FORMAT = 1
-
-
-class RunMismatchError(InputError):
-    """A run folder holds answers made with other settings, another index or another generator."""
-
-    def __init__(self, path: str, differences: dict[str, tuple[object, object]]) -> None:
-        lines = "; ".join(f"{k}: the run has {a!r}, now {b!r}" for k, (a, b) in differences.items())
-        super().__init__(
-            f"{path}: the answers there were made differently ({lines}); resuming would mix them. "
-            "Choose a new --out, or pass --force to start over (the old files are moved to a previous-* folder)"
-        )
-        self.path = path
-        self.differences = differences
 
 
 # --------------------------------------------------------------------------- questions

@@ -42,6 +42,13 @@ def _fail(e: PipelineError) -> None:
     raise typer.Exit(4 if isinstance(e, IndexError_) else 3)
 
 
+# Options that several commands share, spelled once.
+IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index folder.")]
+GeneratorOption = Annotated[
+    str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
+]
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
     logging.basicConfig(
@@ -208,7 +215,7 @@ def _print_hits(hits: list[Hit], width: int = 400) -> None:
 @app.command("search")
 def search(
     question: Annotated[str, typer.Argument(help="The clinical question.")] = SEED_QUESTION,
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
+    index: IndexOption = Path("indexes/demo"),
     k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Number of passages (per kind with --by-kind).")] = 5,
     kind: Annotated[str | None, typer.Option(help="Only guideline or research passages.")] = None,
     by_kind: Annotated[
@@ -247,10 +254,8 @@ def search(
 @app.command("ask")
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The clinical question.")] = SEED_QUESTION,
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
-    generator: Annotated[
-        str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
-    ] = None,
+    index: IndexOption = Path("indexes/demo"),
+    generator: GeneratorOption = None,
     audience: Annotated[
         str | None, typer.Option(help="clinician (default) or patient: changes wording, not evidence.")
     ] = None,
@@ -319,10 +324,8 @@ def batch_cmd(
         Path, typer.Argument(help='Questions: .jsonl (one {"question", "id"?, "audience"?} a line) or .csv.')
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder, e.g. runs/NAME (resumed if it exists).")],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = Path("indexes/demo"),
-    generator: Annotated[
-        str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
-    ] = None,
+    index: IndexOption = Path("indexes/demo"),
+    generator: GeneratorOption = None,
     audience: Annotated[
         str | None, typer.Option(help="clinician (default) or patient, for rows that name no audience.")
     ] = None,

@@ -5,7 +5,8 @@ catch one type. Messages name the file, item and value that are wrong, and what 
 
     PipelineError
     ├── InputError            bad user input: a question, an option, a settings value
-    │   └── DocumentError     one document cannot be read (encrypted, corrupt, empty, image-only, ...)
+    │   ├── DocumentError     one document cannot be read (encrypted, corrupt, empty, image-only, ...)
+    │   └── RunMismatchError  a batch run folder holds answers made with other settings
     ├── CorpusError           a corpus cannot be materialised (unknown name, checksum mismatch, no source)
     │   └── ChecksumError     a file's sha256 differs from the manifest
     ├── IndexError_           an index folder is missing, damaged, or unreadable
@@ -79,3 +80,16 @@ class GenerationError(PipelineError):
     """A generator failed to produce an answer."""
 
     retryable = True
+
+
+class RunMismatchError(InputError):
+    """A run folder holds answers made with other settings, another index or another generator."""
+
+    def __init__(self, path: str, differences: dict[str, tuple[object, object]]) -> None:
+        lines = "; ".join(f"{k}: the run has {a!r}, now {b!r}" for k, (a, b) in differences.items())
+        super().__init__(
+            f"{path}: the answers there were made differently ({lines}); resuming would mix them. "
+            "Choose a new --out, or pass --force to start over (the old files are moved to a previous-* folder)"
+        )
+        self.path = path
+        self.differences = differences
