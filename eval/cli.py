@@ -50,7 +50,7 @@ def answers_cmd(
     answers: Annotated[Path, typer.Argument(help="Answers in medcite's JSON shape, one per line.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for verdicts.jsonl, summary.json, report.html.")],
     judge: Annotated[
-        str | None, typer.Option(help="lexical, embedding, llm, nli, openai (default from settings).")
+        str | None, typer.Option(help="embedding, trained, blend, lexical, llm, nli, openai (default from settings).")
     ] = None,
     threshold: Annotated[float | None, typer.Option(help="Score at or above which a statement is supported.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the verdict cache.")] = False,

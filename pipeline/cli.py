@@ -264,7 +264,9 @@ def ask_cmd(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
     ] = False,
-    judge: Annotated[str | None, typer.Option(help="Judge for --verify: lexical, embedding, llm, nli, openai.")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
+    ] = None,
     unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
     preset: PresetOpt = "default",
 ) -> None:
@@ -332,7 +334,9 @@ def batch_cmd(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check each statement against its cited passages before keeping it.")
     ] = False,
-    judge: Annotated[str | None, typer.Option(help="Judge for --verify: lexical, embedding, llm, nli, openai.")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
+    ] = None,
     unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
     preset: PresetOpt = "default",
     workers: Annotated[
