@@ -47,6 +47,10 @@ IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index folder."
 GeneratorOption = Annotated[
     str | None, typer.Option("--generator", "-g", help="llama (bundled model), extractive (no model) or openai.")
 ]
+JudgeOption = Annotated[
+    str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
+]
+UnsupportedOption = Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")]
 
 
 @app.callback()
@@ -264,10 +268,8 @@ def ask_cmd(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
     ] = False,
-    judge: Annotated[
-        str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
-    ] = None,
-    unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
+    judge: JudgeOption = None,
+    unsupported: UnsupportedOption = "drop",
     preset: PresetOpt = "default",
 ) -> None:
     """Answer a question from the guidelines and the research, with numbered citations."""
@@ -334,10 +336,8 @@ def batch_cmd(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check each statement against its cited passages before keeping it.")
     ] = False,
-    judge: Annotated[
-        str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
-    ] = None,
-    unsupported: Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")] = "drop",
+    judge: JudgeOption = None,
+    unsupported: UnsupportedOption = "drop",
     preset: PresetOpt = "default",
     workers: Annotated[
         int | None, typer.Option(min=1, help="Questions at once (default: openai.max_concurrency for openai, else 1).")
