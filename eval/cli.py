@@ -146,6 +146,22 @@ def judge_train_cmd(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
     synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs from the index's chunks (0 = none).")] = 3000,
+    sets: Annotated[
+        str, typer.Option(help="Comma-separated labelled sets to train on (their train side).")
+    ] = "expertqa,healthver,scifact,covidfact",
+    augment: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of supported human pairs also given an edited, unsupported copy."),
+    ] = 0.0,
+    frozen_layers: Annotated[
+        int, typer.Option(min=0, max=6, help="Lowest encoder layers kept as the bundled model has them.")
+    ] = 0,
+    select_epoch: Annotated[
+        bool,
+        typer.Option(
+            "--select-epoch/--last-epoch", help="Keep the epoch with the best human development AUROC, or the last."
+        ),
+    ] = False,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (smoke runs).")] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Torch threads (1 is steadier on a busy machine); default: all cores.")
@@ -163,6 +179,10 @@ def judge_train_cmd(
         batch_size=batch_size,
         lr=lr,
         synthetic=synthetic,
+        sets=tuple(x.strip() for x in sets.split(",") if x.strip()),
+        augment=augment,
+        select_epoch=select_epoch,
+        frozen_layers=frozen_layers,
         max_steps=max_steps,
         threads=threads,
     )
@@ -174,6 +194,7 @@ def judge_train_cmd(
     dev = record["dev"]
     typer.echo(
         f"trained {record['steps']} steps on {sum(record['pairs'].values())} pairs in {record['seconds']:.0f} s "
+        f"(kept epoch {record['kept_epoch']}) "
         f"({record['train_seconds']:.0f} s training); dev AUROC {dev.get('auroc', float('nan')):.3f}, "
         f"balanced accuracy {dev.get('balanced_accuracy', float('nan')):.3f}; weights in {out}"
     )

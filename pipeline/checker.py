@@ -185,6 +185,16 @@ class ClaimChecker:
         self.batch_size = batch_size
         self._fp = _hash_files(self.path)[:16]
 
+    @classmethod
+    def in_memory(
+        cls, model: Any, tokenizer: Any, config: CheckerConfig, *, bf16: bool, batch_size: int = 32
+    ) -> ClaimChecker:
+        """A checker over a model already in memory (training scores its development pairs this way)."""
+        self = cls.__new__(cls)
+        self.path, self.config, self.model, self.tokenizer = Path("<memory>"), config, model, tokenizer
+        self.bf16, self.batch_size, self._fp = bf16, batch_size, "in-memory"
+        return self
+
     def _load(self, weights: Path) -> None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file

@@ -16,6 +16,7 @@ from eval.train_judge import (
     _change_number,
     _negate,
     _swap_words,
+    augment_human,
     dev_split,
     human_pairs,
     synthetic_pairs,
@@ -106,6 +107,57 @@ def test_training_never_sees_a_held_out_claim(mirror: Path) -> None:
     assert len(dev) > 0.05 * len(examples) and {e.source for e in dev} == {e.source for e in examples}
 
 
+def test_augment_human_edits_supported_claims_only() -> None:
+    from eval.train_judge import Example
+
+    passage = "Aspirin lowered the risk of stroke by 20 percent in adults. Bleeding was more common."
+    rows = [
+        Example("Aspirin lowered the risk of stroke by 20 percent in adults.", passage, 1, "healthver"),
+        Example("Aspirin is not linked to bleeding.", passage, 0, "healthver"),
+        Example("Bleeding was more common with aspirin.", passage, 1, "scifact"),
+        Example("Drug 3 lowered pressure.", "Drug 3 lowered pressure.", 1, "synthetic:supported"),
+    ]
+    edited = augment_human(rows, 1.0, seed=0)
+    assert edited == augment_human(rows, 1.0, seed=0), "seeded"
+    assert len(edited) == 2 and all(e.label == 0 and e.passage == passage for e in edited)
+    sources = {rows[0].claim: "healthver", rows[2].claim: "scifact"}
+    for e in edited:
+        source, kind = e.source.split(":")
+        assert kind in ("number", "direction", "population", "negation", "term") and source in sources.values()
+        assert e.claim not in sources, "the claim was changed"
+    assert augment_human(rows, 0.0, seed=0) == []
+
+
+def test_training_keeps_the_best_epoch(mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scripted development figures (epoch 1 best): the saved weights are epoch 1's, not the last epoch's."""
+    import hashlib
+
+    import eval.train_judge as tj
+
+    seen: list[str] = []
+
+    def scripted(checker, dev_set):  # type: ignore[no-untyped-def]
+        state = checker.model.state_dict()
+        seen.append(
+            hashlib.sha256(
+                b"".join(state[k].half().numpy().tobytes() for k in sorted(state) if tj.trainable(k))
+            ).hexdigest()
+        )
+        return {"scifact": [0.9, 0.5][len(seen) - 1], "mean": [0.9, 0.5][len(seen) - 1]}
+
+    monkeypatch.setattr(tj, "_human_dev_auroc", scripted)
+    out = tmp_path / "w"
+    config = TrainConfig(
+        epochs=2, batch_size=64, synthetic=0, sets=("scifact",), bf16=False, max_length=64, select_epoch=True
+    )
+    record = train(out, config, index=None, root=mirror / "faithfulness", blend=False)
+    assert record["kept_epoch"] == 1 and len(seen) == 2 and seen[0] != seen[1]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "model.safetensors"))
+    assert hashlib.sha256(b"".join(saved[k].numpy().tobytes() for k in sorted(saved))).hexdigest() == seen[0]
+
+
 def _toy_index(folder: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
@@ -126,9 +178,14 @@ def trained_folder(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """Three real optimiser steps on real data: the path `medcite judge train` takes, cut short."""
     out = tmp_path_factory.mktemp("checker")
     index = _toy_index(tmp_path_factory.mktemp("idx") / "toy")
-    config = TrainConfig(max_steps=3, batch_size=4, synthetic=24, sets=("scifact",), bf16=False)
+    config = TrainConfig(
+        max_steps=3, batch_size=4, synthetic=24, sets=("scifact",), bf16=False, augment=1.0, select_epoch=True
+    )
     record = train(out, config, index=index, root=mirror / "faithfulness")
     assert record["steps"] == 3 and record["pairs"]["scifact"] > 100 and record["pairs"]["synthetic"] > 0
+    assert record["pairs_by_source"]["scifact:negation"] > 0, "edited copies of supported claims"
+    assert record["kept_epoch"] == 1 and [e["epoch"] for e in record["epochs"]] == [1]
+    assert 0 <= record["epochs"][0]["dev_auroc"]["scifact"] <= 1
     return out
 
 
