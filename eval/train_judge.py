@@ -24,8 +24,9 @@ Three options were measured and are off by default (README, "The trained claim c
 (edited, unsupported copies of supported human claims), ``select_epoch`` (keep the epoch with the best
 mean human development AUROC on ExpertQA, HealthVer and SciFact) and ``frozen_layers`` (leave the lowest
 encoder layers as bundled). Together they raised held-out AUROC on SciFact and lowered it on HealthVer,
-and the checkpoints they chose let hand-made drug swaps and removed negations through. Nothing here touches the held-out pairs, which
-``medcite eval calibrate`` reports.
+and the checkpoints they chose let hand-made drug swaps and removed negations through.
+
+Nothing here touches the held-out pairs, which ``medcite eval calibrate`` reports.
 """
 
 from __future__ import annotations
@@ -538,7 +539,8 @@ def train(
             figures = _human_dev_auroc(ClaimChecker.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
             model.train()
             epochs.append({"epoch": epoch, "step": step, "loss": float(np.mean(losses[-50:])), "dev_auroc": figures})
-            bar.write(f"epoch {epoch}: human development AUROC {figures}")
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
+            bar.write(f"epoch {epoch}: human development AUROC {shown}")
             if "mean" in figures and (best is None or figures["mean"] > best[0]):
                 state = {k: v.detach().clone() for k, v in model.state_dict().items() if trainable(k)}
                 best = (figures["mean"], epoch, state)
