@@ -48,6 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline eval tests scripts
 	$(BIN)/ruff format --check pipeline eval tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m eval.bench_index

@@ -21,8 +21,9 @@ from typing import Any
 
 from eval.questions import SEED
 from pipeline import Settings, open_index
-from pipeline.answer import AnswerDone, ItemWritten, ask_stream, make_generator
-from pipeline.generate import LLMGenerator
+from pipeline.answer import ask_stream
+from pipeline.generate import LLMGenerator, make_generator
+from pipeline.types import AnswerDone, ItemWritten
 
 
 class Recording:

@@ -29,24 +29,25 @@ from typing import Any
 
 from eval.questions import cancer_questions
 from pipeline import Settings, open_index
-from pipeline.answer import ask, make_generator
-from pipeline.batch import ANSWERS, BatchIndex, _quotas, run_batch
-from pipeline.retrieve import Index
+from pipeline.answer import ask, quotas
+from pipeline.batch import ANSWERS, BatchIndex, run_batch
+from pipeline.generate import make_generator
+from pipeline.index import Index
 from pipeline.types import KINDS
 
 
 def _retrieve_like_ask(index: Index, questions: list[str], settings: Settings) -> None:
-    quotas = _quotas(settings)
+    wanted = quotas(settings)
     for q in questions:
         for kind in KINDS:
-            if quotas[kind] > 0:
-                hits = index.search(q, quotas[kind], kind=kind)
+            if wanted[kind] > 0:
+                hits = index.search(q, wanted[kind], kind=kind)
                 index.similarity(q, [h.chunk.id for h in hits])
 
 
 def bench_retrieval(index: Index, questions: list[str], settings: Settings, batch: int, repeats: int) -> dict[str, Any]:
     bindex = BatchIndex.wrap(index)
-    quotas = _quotas(settings)
+    wanted = quotas(settings)
     single, batched = [], []
     _retrieve_like_ask(index, questions[:2], settings)  # warm-up: model, BM25 and FAISS pages loaded
     for _ in range(repeats):
@@ -56,7 +57,7 @@ def bench_retrieval(index: Index, questions: list[str], settings: Settings, batc
         t0 = time.perf_counter()
         for i in range(0, len(questions), batch):
             chunk = questions[i : i + batch]
-            bindex.prefetch(chunk, quotas)
+            bindex.prefetch(chunk, wanted)
             _retrieve_like_ask(bindex, chunk, settings)
             bindex.forget(chunk)
         batched.append(time.perf_counter() - t0)

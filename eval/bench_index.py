@@ -19,7 +19,7 @@ Model load time is excluded from both: each route loads its model and embeds one
 clock starts. Queries are BioASQ questions (``body``) from the data mirror, embedded one at a time.
 
 Synthetic: random unit 384-d float32 vectors; ``pipeline.index.build_faiss`` for flat, HNSW and IVF
-(searched with the parameters :class:`pipeline.retrieve.Index` uses) against LangChain's
+(searched with the parameters :class:`pipeline.index.Index` uses) against LangChain's
 ``FAISS.from_embeddings`` + ``similarity_search_by_vector`` (flat L2, its only index). Recall@10 is
 against our flat index on the same queries. Random vectors in 384 dimensions have no cluster
 structure, the worst case for HNSW and IVF, so their recall here is a floor, not a forecast.
@@ -230,7 +230,7 @@ def _unit_vectors(n: int, seed: int) -> np.ndarray:
 
 
 def _search_params(settings: Any, k: int) -> Any:
-    """The FAISS search parameters :class:`pipeline.retrieve.Index` uses for the configured index type."""
+    """The FAISS search parameters :class:`pipeline.index.Index` uses for the configured index type."""
     import faiss
 
     typ = settings.index.type

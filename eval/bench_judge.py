@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from eval.calibrate import faithfulness_root, load_set
-from pipeline.checker import WEIGHTS
 from pipeline.judge import EmbeddingJudge, Judge, LexicalJudge, LLMJudge, Pair, TrainedJudge
+from pipeline.judge.checker import WEIGHTS
 
 
 def pairs_sharing_passages(n_passages: int, n_claims: int) -> list[Pair]:

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 
 from eval.questions import cancer_questions
 from pipeline import Settings, open_index
-from pipeline.answer import ask, make_generator
-from pipeline.render import to_dict
+from pipeline.answer import ask
+from pipeline.generate import make_generator
+from pipeline.types import to_dict
 
 
 def summarise(answers: list[dict[str, object]], generator: str, model: str, seconds: list[float]) -> dict[str, object]:

@@ -138,7 +138,13 @@ def _judge_group() -> None:
 
 @judge_app.command("train")
 def judge_train_cmd(
-    out: Annotated[Path, typer.Option(help="Weights folder to write.")] = Path("pipeline/weights/checker"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Weights folder to write. To use it: MEDCITE_JUDGE__TRAINED_PATH=DIR (the bundled weights are "
+            "pipeline/weights/checker; write there only to replace them in a checkout)."
+        ),
+    ] = Path("runs/checker"),
     index: Annotated[Path, typer.Option(help="Index whose chunks give the synthetic pairs.")] = Path("indexes/demo"),
     data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds data order, synthetic edits and initialisation.")] = 0,
@@ -214,7 +220,7 @@ def judge_blend_cmd(
     import logging
 
     from eval.train_judge import TrainConfig, dev_split, fit_blend, training_examples
-    from pipeline.checker import CheckerConfig
+    from pipeline.judge.checker import CheckerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -23,41 +23,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from eval.report import write_report
+from eval.verdicts import LABELS, Verdict
+from pipeline.answer import UNCITED_MARK, UNSUPPORTED_MARK
 from pipeline.cite import parse_citations
 from pipeline.errors import InputError
 from pipeline.judge import Judge, Pair
-from pipeline.render import from_dict
-from pipeline.types import Answer, Reference
-
-LABELS = ("supported", "unsupported", "no_citation", "bad_citation")
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    answer_id: str
-    section: str
-    block: int
-    item: int
-    text: str
-    label: str
-    score: float | None
-    citations: tuple[int, ...]
-    bad_citations: tuple[int, ...] = ()
-    relevant: tuple[bool, ...] = ()  # per citation, for precision
-    recall: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["citations"] = list(self.citations)
-        d["bad_citations"] = list(self.bad_citations)
-        d["relevant"] = list(self.relevant)
-        return d
+from pipeline.types import Answer, cited_evidence, from_dict
 
 
 def read_answers(path: Path) -> list[tuple[str, Answer, dict[str, Any]]]:
@@ -80,16 +58,13 @@ def read_answers(path: Path) -> list[tuple[str, Answer, dict[str, Any]]]:
     return out
 
 
-def _passage_text(ref: Reference) -> str:
-    """The cited passages under a header naming their source: an answer may attribute a claim to it."""
-    where = ", ".join(x for x in (ref.source, str(ref.year) if ref.year else "") if x)
-    header = f"{ref.title}" + (f" ({where})" if where else "")
-    return header + "\n" + "\n".join(p.text for p in ref.passages)
-
-
 def _statement_claim(text: str) -> str:
-    # Statements may carry their own [n] markers (other tools' answers); the judge sees the claim alone.
-    return parse_citations(text, 0).text
+    # Statements may carry their own [n] markers (other tools' answers); the judge sees the claim alone, without
+    # the mark medcite adds to a statement it kept but could not support (ask --verify --unsupported mark).
+    claim = parse_citations(text, 0).text
+    for mark in (UNSUPPORTED_MARK, UNCITED_MARK):
+        claim = claim.removesuffix(f" {mark}")
+    return claim
 
 
 @dataclass
@@ -133,7 +108,7 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
                         "bad": bad,
                     }
                     if good:
-                        texts = [_passage_text(refs[n]) for n in good]
+                        texts = cited_evidence(st, refs, good)  # what ask --verify judged, too
                         job["joint"] = plan.need(claim, "\n\n".join(texts))
                         if len(good) > 1:
                             job["single"] = [plan.need(claim, t) for t in texts]
@@ -201,8 +176,6 @@ def summarise(verdicts: Sequence[Verdict], judge: Judge, n_answers: int) -> dict
 
 def evaluate(path: Path, out: Path, judge: Judge) -> dict[str, Any]:
     """Judge every answer in ``path``; write verdicts.jsonl, summary.json and report.html into ``out``."""
-    from eval.report import write_report
-
     answers = read_answers(path)
     verdicts = judge_answers(answers, judge)
     summary = summarise(verdicts, judge, len(answers))

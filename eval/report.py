@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.faithfulness import Verdict
+from eval.verdicts import Verdict
 from pipeline.types import Answer
 
 _CSS = """

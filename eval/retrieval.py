@@ -33,7 +33,7 @@ from typing import Any
 
 import pipeline
 from pipeline.corpus import corpus_path, default_mirror
-from pipeline.retrieve import Index
+from pipeline.index import Index
 from pipeline.types import Hit
 
 log = logging.getLogger("eval.retrieval")

@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from eval.calibrate import SETS, auroc, balanced_accuracy, choose_threshold, faithfulness_root, load_set
-from pipeline.checker import (
-    WEIGHTS,
+from pipeline.errors import InputError
+from pipeline.judge.checker import (
     CheckerConfig,
     ClaimChecker,
     base_model_path,
@@ -60,7 +60,6 @@ from pipeline.checker import (
     sentences,
     trainable,
 )
-from pipeline.errors import InputError
 
 log = logging.getLogger("eval.train_judge")
 
@@ -444,7 +443,7 @@ def _views(tokenizer: Any, examples: Sequence[Example], max_length: int, n: int 
 
 
 def train(
-    out: Path = WEIGHTS,
+    out: Path = Path("runs/checker"),
     config: TrainConfig | None = None,
     *,
     index: Path | None = Path("indexes/demo"),
@@ -458,7 +457,7 @@ def train(
     import torch
     from tqdm import tqdm
 
-    from pipeline.embed import _hash_files
+    from pipeline.embed import hash_files
 
     config = config or TrainConfig()
     if config.threads:
@@ -508,7 +507,7 @@ def train(
     cfg = CheckerConfig(
         max_length=config.max_length,
         sentences_per_window=config.sentences_per_window,
-        base_sha256=_hash_files(base_model_path()),
+        base_sha256=hash_files(base_model_path()),
     )
     model.train()
     step, losses, epochs, finished = 0, [], [], 0
@@ -625,8 +624,8 @@ def fit_blend(out: Path, dev_set: Sequence[Example], *, checker: Any = None) -> 
     Written into ``checker.json`` as ``blend``; the threshold is the one that maximises balanced accuracy
     on the same dev pairs. Returns the fitted blend with its dev AUROC beside the checker's alone.
     """
-    from pipeline.checker import ClaimChecker
     from pipeline.judge import EmbeddingJudge, LexicalJudge
+    from pipeline.judge.checker import ClaimChecker
 
     checker = checker or ClaimChecker(out)
     # Human-labelled pairs only, each set weighing the same: the blend is for real claims, and the synthetic

@@ -4,14 +4,18 @@ The public API::
 
     import pipeline
     pipeline.pull_corpus("demo")
-    report = pipeline.build_index("indexes/demo", **pipeline.corpus_sources("demo"))
+    pipeline.build_index("indexes/demo", **pipeline.corpus_sources("demo"))
     index = pipeline.open_index("indexes/demo")
-    hits = index.search("What is the treatment for oligoprogressive colorectal cancer?", k=5, kind="guideline")
+    answer = pipeline.ask("What is the treatment for oligoprogressive colorectal cancer?", index,
+                          generator="extractive")
+    chat = pipeline.Conversation(index, generator="extractive")
 """
 
-from pipeline.batch import ask_many, run_batch
+from pipeline.answer import AskOptions, ask, ask_stream
+from pipeline.batch import BatchOptions, BatchResult, BatchSummary, ask_many, run_batch
 from pipeline.conversation import Conversation
-from pipeline.corpus import PullReport, list_corpora
+from pipeline.corpus import PullReport, default_mirror, list_corpora, pubmedqa_records
+from pipeline.corpus import index_inputs as corpus_sources
 from pipeline.corpus import pull as pull_corpus
 from pipeline.embed import Embedder, SentenceTransformerEmbedder
 from pipeline.errors import (
@@ -23,27 +27,19 @@ from pipeline.errors import (
     IndexMismatchError,
     InputError,
     PipelineError,
+    RunMismatchError,
 )
-from pipeline.index import BuildReport, build_index, open_index
+from pipeline.generate import Generator, make_generator
+from pipeline.index import BuildReport, Index, build_index, open_index
 from pipeline.ingest import IngestResult, ingest
-from pipeline.retrieve import Index
+from pipeline.judge import Judge, make_judge
 from pipeline.settings import Settings
-from pipeline.types import Block, Chunk, Document, Hit, Skipped
-
-
-def corpus_sources(name: str) -> dict[str, list[str]]:
-    """``guidelines=`` and ``research=`` keyword arguments of :func:`build_index` for a pulled corpus."""
-    from pipeline.corpus import corpus_sources as _sources
-
-    folders = _sources(name)
-    return {
-        "guidelines": [str(folders["guideline"])] if "guideline" in folders else [],
-        "research": [str(folders["research"])] if "research" in folders else [],
-    }
+from pipeline.types import Answer, Block, Chunk, Document, Hit, Skipped, from_dict, to_dict
 
 
 def __getattr__(name: str) -> object:
-    if name == "MedciteRetriever":  # imported lazily: langchain-core is heavy
+    # langchain-core adds half a second to every `import pipeline`: it is imported when first asked for.
+    if name == "MedciteRetriever":
         from pipeline.langchain import MedciteRetriever
 
         return MedciteRetriever
@@ -51,6 +47,11 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Answer",
+    "AskOptions",
+    "BatchOptions",
+    "BatchResult",
+    "BatchSummary",
     "Block",
     "BuildReport",
     "ChecksumError",
@@ -61,24 +62,35 @@ __all__ = [
     "DocumentError",
     "Embedder",
     "GenerationError",
+    "Generator",
     "Hit",
     "Index",
     "IndexLoadError",
     "IndexMismatchError",
     "IngestResult",
     "InputError",
+    "Judge",
     "MedciteRetriever",
     "PipelineError",
     "PullReport",
+    "RunMismatchError",
     "SentenceTransformerEmbedder",
     "Settings",
     "Skipped",
+    "ask",
     "ask_many",
+    "ask_stream",
     "build_index",
     "corpus_sources",
+    "default_mirror",
+    "from_dict",
     "ingest",
     "list_corpora",
+    "make_generator",
+    "make_judge",
     "open_index",
+    "pubmedqa_records",
     "pull_corpus",
     "run_batch",
+    "to_dict",
 ]

@@ -10,27 +10,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from pipeline.cite import References, parse_citations
 from pipeline.errors import InputError
-from pipeline.generate import (
-    Audience,
-    DraftItem,
-    ExtractiveGenerator,
-    Generator,
-    LlamaBackend,
-    LLMGenerator,
-    OpenAIBackend,
-    SectionRequest,
-    Source,
-)
-from pipeline.judge import Judge
-from pipeline.retrieve import Index
+from pipeline.generate import Audience, DraftItem, Generator, SectionRequest, Source, make_generator
+from pipeline.index import Index
+from pipeline.judge import Judge, judge_from_settings
 from pipeline.settings import Settings
-from pipeline.types import KINDS, SECTION_TITLES, Answer, Group, Hit, Kind, RunInfo, Section, Statement
+from pipeline.types import (
+    KINDS,
+    SECTION_TITLES,
+    Answer,
+    AnswerDone,
+    Event,
+    Group,
+    Hit,
+    ItemWritten,
+    Kind,
+    RunInfo,
+    Section,
+    SectionDone,
+    SectionStarted,
+    Statement,
+    judged_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,69 +60,78 @@ UNCITED_MARK = "(unsupported: no valid citation)"
 UNSUPPORTED_MARK = "(not supported by the cited passages)"
 
 
-# --------------------------------------------------------------------------- events (for streaming)
+# --------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True, slots=True)
-class SectionStarted:
-    title: str
+class AskOptions:
+    """How questions are answered: one value that the faces hand to :func:`ask`, :func:`ask_stream`,
+    :func:`pipeline.ask_many` and :func:`pipeline.run_batch`, instead of the same keywords restated in each.
+
+    Attributes:
+        generator: a generator, or its name (llama, extractive, openai); None: ``settings.answer.generator``.
+        settings: the run's settings; None: the index's. The index must have been built with the same
+            index-shaping settings (:class:`~pipeline.errors.IndexMismatchError` otherwise); retrieval, answer,
+            generator and judge settings all come from this one object.
+        audience: clinician or patient; None: ``settings.answer.audience``.
+        verifier: a judge, or its name, that checks each statement against its cited passages (``--verify``).
+        verify_action: ``drop`` or ``mark`` the statements the verifier finds unsupported.
+    """
+
+    generator: Generator | str | None = None
+    settings: Settings | None = None
+    audience: Audience | None = None
+    verifier: Judge | str | None = None
+    verify_action: Literal["drop", "mark"] = "drop"
+
+    def but(self, **changes: Any) -> AskOptions:
+        """A copy with some fields changed; an unknown field is an :class:`~pipeline.errors.InputError`."""
+        if not changes:
+            return self
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise InputError(f"unknown option(s) {unknown}; AskOptions has {[f.name for f in fields(self)]}")
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
-class ItemWritten:
-    section: str
-    heading: str | None
-    statement: Statement
-    first_in_group: bool
+class Prepared:
+    """Options made concrete for one index: the generator and judge built, the settings checked against it."""
+
+    index: Index
+    settings: Settings
+    generator: Generator
+    verifier: Judge | None
+    audience: Audience | None
+    verify_action: Literal["drop", "mark"]
 
 
-@dataclass(frozen=True, slots=True)
-class SectionDone:
-    section: Section
+def prepare(options: AskOptions, index: Index) -> Prepared:
+    """Build the generator and judge named in ``options`` (models load on first use) and bind the run's settings.
+
+    Raises:
+        IndexMismatchError: the settings ask for another embedding model, chunking or index type than the
+            index was built with.
+        InputError: an unknown generator, judge or verify action.
+    """
+    settings = options.settings or index.settings
+    bound = index.with_settings(settings)
+    gen = options.generator
+    if gen is None or isinstance(gen, str):
+        generator = make_generator(gen or settings.answer.generator, settings, bound)
+    else:
+        generator = gen
+    verifier = options.verifier
+    if isinstance(verifier, str):
+        verifier = judge_from_settings(settings, verifier, embedder=bound.query_embedder())
+    if options.verify_action not in ("drop", "mark"):
+        raise InputError(f"verify_action is {options.verify_action!r}; choose drop or mark")
+    return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action)
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerDone:
-    answer: Answer
-
-
-Event = SectionStarted | ItemWritten | SectionDone | AnswerDone
-
-
-# --------------------------------------------------------------------------- generators
-
-
-def make_generator(name: str, settings: Settings, index: Index | None = None) -> Generator:
-    """The generator called ``name`` (llama, extractive, openai), configured from settings."""
-    if name == "extractive":
-        if index is None:
-            raise InputError("the extractive generator needs an index (for its embedding model)")
-        return ExtractiveGenerator(index._embedder(), max_items=settings.answer.max_items)
-    if name == "llama":
-        from pipeline.models import bundled_gguf
-
-        path = settings.llama.model_path or bundled_gguf(settings.llama.cache_dir)
-        s = settings.llama
-        backend = LlamaBackend(
-            str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch, seed=s.seed, temperature=s.temperature
-        )
-        return LLMGenerator(backend, name="llama", max_tokens=s.max_tokens)
-    if name == "openai":
-        o = settings.openai
-        key = o.api_key.get_secret_value() if o.api_key else None
-        import os
-
-        key = key or os.environ.get("OPENAI_API_KEY")
-        backend_o = OpenAIBackend(
-            o.base_url,
-            o.model,
-            api_key=key,
-            timeout_s=o.timeout_s,
-            temperature=o.temperature,
-            json_schema=o.json_schema,
-        )
-        return LLMGenerator(backend_o, name="openai", max_tokens=o.max_tokens)
-    raise InputError(f"unknown generator {name!r}; choose llama, extractive or openai")
+def quotas(settings: Settings) -> dict[Kind, int]:
+    """Passages shown to the generator per section (``answer.k_guideline``, ``answer.k_research``)."""
+    return {"guideline": settings.answer.k_guideline, "research": settings.answer.k_research}
 
 
 # --------------------------------------------------------------------------- ask
@@ -139,17 +155,24 @@ class _Stats:
 
 
 def select_sources(
-    index: Index, question: str, kind: Kind, k: int, settings: Settings, evidence: Sequence[str] = ()
+    index: Index,
+    question: str,
+    kind: Kind,
+    k: int,
+    settings: Settings,
+    evidence: Sequence[str] = (),
+    retrieved: Sequence[Hit] | None = None,
 ) -> tuple[list[Hit], float]:
     """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine.
 
     ``evidence`` (chunk ids, e.g. the passages earlier turns of a conversation cited) competes with the search
     results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
-    is shown too, after the hits, and the weakest hits make room for it.
+    is shown too, after the hits, and the weakest hits make room for it. ``retrieved``: the top ``k`` hits of
+    ``kind`` when they were searched for already (a batch retrieves for many questions at once).
     """
     if k <= 0 or index.ranges[kind][0] == index.ranges[kind][1]:
         return [], -1.0
-    hits = index.search(question, k, kind=kind)
+    hits = list(retrieved) if retrieved is not None else index.search(question, k, kind=kind)
     found = {h.chunk.id for h in hits}
     for cid in dict.fromkeys(evidence):
         if cid in found:
@@ -195,93 +218,136 @@ class _Verify:
 def ask_stream(
     question: str,
     index: Index,
+    options: AskOptions | Prepared | None = None,
     *,
-    generator: Generator | None = None,
-    settings: Settings | None = None,
-    audience: Audience | None = None,
-    verifier: Judge | None = None,
-    verify_action: Literal["drop", "mark"] = "drop",
     numbering: Mapping[str, int] | None = None,
     evidence: Sequence[str] = (),
+    retrieved: Mapping[Kind, Sequence[Hit]] | None = None,
+    **changes: Any,
 ) -> Iterator[Event]:
     """Answer ``question`` from ``index``, yielding events as statements are written.
 
-    The last event is :class:`AnswerDone` with the whole :class:`~pipeline.types.Answer`.
+    The last event is :class:`~pipeline.types.AnswerDone` with the whole :class:`~pipeline.types.Answer`.
 
     Args:
+        question: the clinical question.
+        index: an opened index.
+        options: how to answer (:class:`AskOptions`); keyword arguments change single fields
+            (``generator=``, ``settings=``, ``audience=``, ``verifier=``, ``verify_action=``).
         numbering: document id -> reference number already given (a conversation's earlier turns): those
             documents keep their numbers and new ones continue after the highest. The answer then lists
             only the references it cites, so ``[n]`` is the reference whose ``n`` is n.
         evidence: chunk ids that may be shown again where they still fit the question (see
             :func:`select_sources`).
+        retrieved: hits per kind searched for already (a batch's retrieval for many questions at once).
+
+    Raises:
+        InputError: an empty question, an unknown audience, generator, judge or option.
+        IndexMismatchError: the settings do not fit the index.
     """
-    settings = settings or index.settings
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty; ask something")
-    audience = audience or settings.answer.audience
+    if isinstance(options, Prepared):
+        if changes:
+            raise InputError(f"options are prepared already; change {sorted(changes)} before prepare()")
+        run = options
+    else:
+        run = prepare((options or AskOptions()).but(**changes), index)
+    audience = run.audience or run.settings.answer.audience
     if audience not in ("clinician", "patient"):
         raise InputError(f"audience is {audience!r}; choose clinician or patient")
-    generator = generator or make_generator(settings.answer.generator, settings, index)
-    verify = _Verify(verifier, verify_action) if verifier is not None else None
+    verify = _Verify(run.verifier, run.verify_action) if run.verifier is not None else None
     stats = _Stats()
     refs = References(seed=numbering or {})
     sections: list[Section] = []
     all_sources: list[Source] = []
-    quotas: dict[Kind, int] = {"guideline": settings.answer.k_guideline, "research": settings.answer.k_research}
     for kind in KINDS:
-        title = SECTION_TITLES[kind]
-        yield SectionStarted(title)
-        hits, best = select_sources(index, question, kind, quotas[kind], settings, evidence)
-        groups: list[tuple[str | None, list[Statement]]] = []
-        if hits and best >= settings.answer.min_relevance:
+        hits, best = select_sources(
+            run.index,
+            question,
+            kind,
+            quotas(run.settings)[kind],
+            run.settings,
+            evidence,
+            None if retrieved is None else retrieved.get(kind),
+        )
+        sources: tuple[Source, ...] = ()
+        if hits and best >= run.settings.answer.min_relevance:
             sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
             all_sources.extend(sources)
             stats.add("sources_shown", len(sources))
-            for draft in generator.draft_section(SectionRequest(question, kind, sources, audience)):
-                st = _check(draft, sources, refs, stats, settings, verify, title)
-                if st is None:
-                    continue
-                first = not groups or groups[-1][0] != draft.heading
-                if first:
-                    groups.append((draft.heading, []))
-                groups[-1][1].append(st)
-                yield ItemWritten(title, draft.heading, st, first)
-        if groups:
-            section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
-        else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space
-            stats.add("sections_abstained")
-            abstain = Statement(ABSTAIN[kind])
-            yield ItemWritten(title, None, abstain, True)
-            section = Section(title, (Group(None, (abstain,)),), abstained=True)
+        section = yield from _section(SectionRequest(question, kind, sources, audience), run, refs, stats, verify)
         sections.append(section)
-        yield SectionDone(section)
-    follow_ups = tuple(generator.follow_ups(question, all_sources, audience)) if all_sources else ()
-    answer = Answer(
+    follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
+    yield AnswerDone(_answer(question, run, sections, refs, audience, follow_ups, stats, verify))
+
+
+def _answer(
+    question: str,
+    run: Prepared,
+    sections: list[Section],
+    refs: References,
+    audience: Audience,
+    follow_ups: tuple[str, ...],
+    stats: _Stats,
+    verify: _Verify | None,
+) -> Answer:
+    return Answer(
         question=question,
         sections=tuple(sections),
         references=refs.build(),
         disclaimer=DISCLAIMER[audience],
         follow_ups=follow_ups,
         run=RunInfo(
-            generator=generator.name,
-            model=generator.model,
-            prompt_hash=generator.prompt_hash,
-            settings_hash=settings.hash(),
-            index_id=index.id,
+            generator=run.generator.name,
+            model=run.generator.model,
+            prompt_hash=run.generator.prompt_hash,
+            settings_hash=run.settings.hash(),
+            index_id=run.index.id,
         ),
         audience=audience,
-        id=hashlib.sha256(f"{question}\x00{index.id}\x00{time.time_ns()}".encode()).hexdigest()[:12],
+        id=hashlib.sha256(f"{question}\x00{run.index.id}\x00{time.time_ns()}".encode()).hexdigest()[:12],
         stats=dict(stats.counts),
         verification=verify.report() if verify else None,
     )
-    yield AnswerDone(answer)
 
 
-def _source_text(hit: Hit) -> str:
-    """A cited passage under a header naming its source, as the judge sees it (see eval.faithfulness)."""
-    d = hit.document
-    where = ", ".join(x for x in (d.source, str(d.year) if d.year else "") if x)
-    return f"{d.title}" + (f" ({where})" if where else "") + "\n" + hit.chunk.text
+def _section(
+    request: SectionRequest, run: Prepared, refs: References, stats: _Stats, verify: _Verify | None
+) -> Generator_[Event, None, Section]:
+    """One section's events; returns the section. With no sources shown, or every statement dropped, it abstains."""
+    title = SECTION_TITLES[request.kind]
+    yield SectionStarted(title)
+    groups: list[tuple[str | None, list[Statement]]] = []
+    if request.sources:
+        for draft in run.generator.draft_section(request):
+            st = _check(draft, request.sources, refs, stats, run.settings, verify, title)
+            if st is None:
+                continue
+            first = not groups or groups[-1][0] != draft.heading
+            if first:
+                groups.append((draft.heading, []))
+            groups[-1][1].append(st)
+            yield ItemWritten(title, draft.heading, st, first)
+    if groups:
+        section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
+    else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space
+        stats.add("sections_abstained")
+        abstain = Statement(ABSTAIN[request.kind])
+        yield ItemWritten(title, None, abstain, True)
+        section = Section(title, (Group(None, (abstain,)),), abstained=True)
+    yield SectionDone(section)
+    return section
+
+
+def cited_texts(hits: Sequence[Hit]) -> list[str]:
+    """What a judge reads for a statement citing ``hits``: one :func:`~pipeline.types.judged_text` per document,
+    in order of first citation, its cited passages in citation order (as the saved answer's references and
+    ``chunk_ids`` give them to ``medcite eval``)."""
+    by_doc: dict[str, list[Hit]] = {}
+    for h in hits:
+        by_doc.setdefault(h.chunk.doc_id, []).append(h)
+    return [judged_text(hs[0].document.header(), [h.chunk.text for h in hs]) for hs in by_doc.values()]
 
 
 def _check(
@@ -303,7 +369,7 @@ def _check(
     stats.add("out_of_range_citations", len(parsed.invalid))
     text = parsed.text
     if parsed.valid and verify is not None:
-        passage = "\n\n".join(_source_text(sources[n - 1].hit) for n in parsed.valid)
+        passage = "\n\n".join(cited_texts([sources[n - 1].hit for n in parsed.valid]))
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:
@@ -329,32 +395,23 @@ def _check(
         stats.add("statements")
         return Statement(f"{parsed.text} {UNCITED_MARK}")
     stats.add("statements")
-    return Statement(text, numbers)
+    chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in parsed.valid))
+    return Statement(text, numbers, chunk_ids)
 
 
 def ask(
     question: str,
     index: Index,
+    options: AskOptions | Prepared | None = None,
     *,
-    generator: Generator | None = None,
-    settings: Settings | None = None,
-    audience: Audience | None = None,
-    verifier: Judge | None = None,
-    verify_action: Literal["drop", "mark"] = "drop",
     numbering: Mapping[str, int] | None = None,
     evidence: Sequence[str] = (),
+    retrieved: Mapping[Kind, Sequence[Hit]] | None = None,
+    **changes: Any,
 ) -> Answer:
-    """Answer ``question`` from ``index`` (see :func:`ask_stream`)."""
+    """Answer ``question`` from ``index`` (see :func:`ask_stream`, which takes the same arguments)."""
     events = ask_stream(
-        question,
-        index,
-        generator=generator,
-        settings=settings,
-        audience=audience,
-        verifier=verifier,
-        verify_action=verify_action,
-        numbering=numbering,
-        evidence=evidence,
+        question, index, options, numbering=numbering, evidence=evidence, retrieved=retrieved, **changes
     )
     for event in events:
         if isinstance(event, AnswerDone):

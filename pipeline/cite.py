@@ -9,7 +9,7 @@ of first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pipeline.errors import InputError
@@ -73,11 +73,6 @@ def parse_citations(text: str, n_sources: int, extra: Iterable[int] = ()) -> Par
     valid = tuple(n for n in seen if 1 <= n <= n_sources)
     invalid = tuple(n for n in seen if not 1 <= n <= n_sources)
     return ParsedCitations(clean, tuple(seen), valid, invalid)
-
-
-def format_citations(numbers: Sequence[int]) -> str:
-    """``[1]``, ``[1, 2]``; empty for no numbers."""
-    return f"[{', '.join(str(n) for n in numbers)}]" if numbers else ""
 
 
 @dataclass

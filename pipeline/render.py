@@ -1,13 +1,9 @@
-"""Answers as JSON (the shape other tools read), Markdown, and HTML: a self-contained page, or the fragment a
-notebook shows (``Answer._repr_html_``), where each citation number reveals the cited passage on hover or click.
+"""Answers as Markdown and HTML: a self-contained page, or the fragment a notebook shows (``Answer._repr_html_``),
+where each citation number reveals the cited passage on hover or click.
 
-JSON shape::
-
-    {"id", "question", "audience",
-     "sections": [{"title", "abstained", "blocks": [{"heading": str | null, "items": [{"text", "citations": [int]}]}]}],
-     "references": [{"n", "kind", "title", "source", "year", "id", "url", "passages": [{"chunk_id", "page", "text"}]}],
-     "disclaimer", "follow_ups": [str],
-     "run": {"generator", "model", "prompt_hash", "settings_hash", "index_id"}, "stats": {...}}
+This module stands on the ground floor: it knows an answer by its shape (the protocols below), not by its class,
+so that :class:`pipeline.types.Answer` can render itself without an import circle. It owns the section titles,
+because they are what a reader sees. The JSON shape lives with the types (:func:`pipeline.types.to_dict`).
 
 In "From the Guidelines" a first block with no heading is the lead paragraph; every other block is a
 list of bullets under its heading.
@@ -18,117 +14,112 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
-from pipeline.cite import format_citations
-from pipeline.errors import InputError
-from pipeline.types import GUIDELINES_TITLE, Answer, Group, Passage, Reference, RunInfo, Section, Statement
-
-
-def to_dict(answer: Answer) -> dict[str, Any]:
-    return {
-        "id": answer.id,
-        "question": answer.question,
-        "audience": answer.audience,
-        "sections": [
-            {
-                "title": s.title,
-                "abstained": s.abstained,
-                "blocks": [
-                    {
-                        "heading": g.heading,
-                        "items": [{"text": st.text, "citations": list(st.citations)} for st in g.items],
-                    }
-                    for g in s.groups
-                ],
-            }
-            for s in answer.sections
-        ],
-        "references": [
-            {
-                "n": r.n,
-                "kind": r.kind,
-                "title": r.title,
-                "source": r.source,
-                "year": r.year,
-                "id": r.id,
-                "url": r.url,
-                "doc_id": r.doc_id,
-                "passages": [
-                    {"chunk_id": p.chunk_id, "page": p.page, "heading": p.heading, "text": p.text} for p in r.passages
-                ],
-            }
-            for r in answer.references
-        ],
-        "disclaimer": answer.disclaimer,
-        "follow_ups": list(answer.follow_ups),
-        "run": {
-            "generator": answer.run.generator,
-            "model": answer.run.model,
-            "prompt_hash": answer.run.prompt_hash,
-            "settings_hash": answer.run.settings_hash,
-            "index_id": answer.run.index_id,
-        },
-        "stats": dict(answer.stats),
-        **({"verification": answer.verification} if answer.verification is not None else {}),
-    }
+GUIDELINES_TITLE = "From the Guidelines"
+RESEARCH_TITLE = "From the Research"
+SECTION_TITLES: dict[str, str] = {"guideline": GUIDELINES_TITLE, "research": RESEARCH_TITLE}
 
 
-def from_dict(d: dict[str, Any]) -> Answer:
-    """An :class:`Answer` from its JSON shape (as written by :func:`to_dict` or another tool)."""
-    try:
-        sections = tuple(
-            Section(
-                title=str(s["title"]),
-                groups=tuple(
-                    Group(
-                        b.get("heading"),
-                        tuple(
-                            Statement(str(i["text"]), tuple(int(c) for c in i.get("citations", []))) for i in b["items"]
-                        ),
-                    )
-                    for b in s["blocks"]
-                ),
-                abstained=bool(s.get("abstained", False)),
-            )
-            for s in d["sections"]
-        )
-        refs = tuple(
-            Reference(
-                n=int(r["n"]),
-                kind=r.get("kind", "research"),
-                title=str(r.get("title", "")),
-                source=str(r.get("source", "")),
-                year=r.get("year"),
-                id=str(r.get("id", "")),
-                url=r.get("url"),
-                doc_id=str(r.get("doc_id", r.get("id", ""))),
-                passages=tuple(
-                    Passage(
-                        str(p.get("chunk_id", "")), p.get("page"), str(p.get("text", "")), str(p.get("heading", ""))
-                    )
-                    for p in r.get("passages", [])
-                ),
-            )
-            for r in d.get("references", [])
-        )
-        run = d.get("run") or {}
-        return Answer(
-            question=str(d["question"]),
-            sections=sections,
-            references=refs,
-            disclaimer=str(d.get("disclaimer", "")),
-            follow_ups=tuple(str(q) for q in d.get("follow_ups", [])),
-            run=RunInfo(
-                *(str(run.get(k, "")) for k in ("generator", "model", "prompt_hash", "settings_hash", "index_id"))
-            ),
-            audience=str(d.get("audience", "clinician")),
-            id=d.get("id"),
-            stats=dict(d.get("stats", {})),
-            verification=d.get("verification"),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InputError(f"not an answer in medcite's JSON shape ({type(e).__name__}: {e})") from None
+# --------------------------------------------------------------------------- what an answer looks like
+
+
+class StatementView(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def citations(self) -> tuple[int, ...]: ...
+
+
+class GroupView(Protocol):
+    @property
+    def heading(self) -> str | None: ...
+    @property
+    def items(self) -> Sequence[StatementView]: ...
+
+
+class SectionView(Protocol):
+    @property
+    def title(self) -> str: ...
+    @property
+    def groups(self) -> Sequence[GroupView]: ...
+    @property
+    def abstained(self) -> bool: ...
+
+
+class PassageView(Protocol):
+    @property
+    def page(self) -> int | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def heading(self) -> str: ...
+
+
+class ReferenceView(Protocol):
+    @property
+    def n(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def year(self) -> int | None: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def passages(self) -> Sequence[PassageView]: ...
+
+
+class RunView(Protocol):
+    @property
+    def generator(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def prompt_hash(self) -> str: ...
+    @property
+    def settings_hash(self) -> str: ...
+    @property
+    def index_id(self) -> str: ...
+
+
+class AnswerView(Protocol):
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def question(self) -> str: ...
+    @property
+    def sections(self) -> Sequence[SectionView]: ...
+    @property
+    def references(self) -> Sequence[ReferenceView]: ...
+    @property
+    def disclaimer(self) -> str: ...
+    @property
+    def follow_ups(self) -> Sequence[str]: ...
+    @property
+    def run(self) -> RunView: ...
+
+
+def where_line(source: str, year: int | None) -> str:
+    """ "organisation or journal, year", either part left out when unknown."""
+    return ", ".join(x for x in (source, str(year) if year else "") if x)
+
+
+def source_header(title: str, source: str, year: int | None) -> str:
+    """ "Title (organisation or journal, year)": how a source is named to a generator and a judge."""
+    where = where_line(source, year)
+    return title + (f" ({where})" if where else "")
+
+
+def format_citations(numbers: Sequence[int]) -> str:
+    """``[1]``, ``[1, 2]``; empty for no numbers."""
+    return f"[{', '.join(str(n) for n in numbers)}]" if numbers else ""
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -137,7 +128,7 @@ def from_dict(d: dict[str, Any]) -> Answer:
 _BLOCK_START = re.compile(r"^(?:(#{1,6}(?=\s|$)|>|[-+*](?=\s))|(\d{1,9})([.)])(?=\s))")
 
 
-def _line(text: str) -> str:
+def markdown_line(text: str) -> str:
     """Document or model text on one Markdown line, its leading "#", ">" or list marker escaped: no text can
     start a heading, a quote or a list item of its own."""
     return _BLOCK_START.sub(
@@ -145,20 +136,20 @@ def _line(text: str) -> str:
     )
 
 
-def statement_md(st: Statement) -> str:
+def statement_md(st: StatementView) -> str:
     cites = format_citations(st.citations)
-    return f"{_line(st.text)} {cites}" if cites else _line(st.text)
+    return f"{markdown_line(st.text)} {cites}" if cites else markdown_line(st.text)
 
 
-def group_md(section_title: str, group: Group, first: bool) -> str:
+def group_md(section_title: str, group: GroupView, first: bool) -> str:
     if group.heading is None and first and section_title == GUIDELINES_TITLE:
         return " ".join(statement_md(st) for st in group.items) + "\n"
-    head = f"### {_line(group.heading)}\n\n" if group.heading else ""
+    head = f"### {markdown_line(group.heading)}\n\n" if group.heading else ""
     return head + "".join(f"- {statement_md(st)}\n" for st in group.items)
 
 
-def reference_md(r: Reference) -> str:
-    where = ", ".join(x for x in (r.source, str(r.year) if r.year else "") if x)
+def reference_md(r: ReferenceView) -> str:
+    where = _where(r)
     bits = [r.title + (f". {where}" if where else "")]
     if r.id and r.id != r.doc_id:
         bits.append(r.id)
@@ -170,10 +161,10 @@ def reference_md(r: Reference) -> str:
     heads = list(dict.fromkeys(p.heading.rsplit(" > ", 1)[-1] for p in r.passages if p.heading))
     if heads:
         bits.append("§ " + "; ".join(heads[:3]))
-    return f"{r.n}. {_line('. '.join(bits))}\n"
+    return f"{r.n}. {markdown_line('. '.join(bits))}\n"
 
 
-def tail_md(answer: Answer) -> str:
+def tail_md(answer: AnswerView) -> str:
     out = ["\n## References\n\n"]
     out.extend(reference_md(r) for r in answer.references)
     if not answer.references:
@@ -181,11 +172,11 @@ def tail_md(answer: Answer) -> str:
     out.append(f"\n> {answer.disclaimer}\n")
     if answer.follow_ups:
         out.append("\n**Follow-up questions**\n\n")
-        out.extend(f"- {_line(q)}\n" for q in answer.follow_ups)
+        out.extend(f"- {markdown_line(q)}\n" for q in answer.follow_ups)
     return "".join(out)
 
 
-def to_markdown(answer: Answer, *, asked: str | None = None) -> str:
+def to_markdown(answer: AnswerView, *, asked: str | None = None) -> str:
     """The answer as Markdown; ``asked`` as in :func:`to_html_fragment` (the rewrite is shown beneath it)."""
     if asked and asked.strip() != answer.question.strip():
         out = [f"# {asked}\n\n*Searched as: {answer.question}*\n"]
@@ -240,7 +231,7 @@ POPUP_CHARS = 600  # of each cited passage shown when a citation number is revea
 POPUP_PASSAGES = 3
 
 
-def _uid(answer: Answer) -> str:
+def _uid(answer: AnswerView) -> str:
     """A prefix that keeps element ids unique when several answers share one page (a notebook)."""
     raw = answer.id or hashlib.sha256(answer.question.encode()).hexdigest()[:12]
     return "mc-" + (re.sub(r"[^A-Za-z0-9_-]", "", raw)[:24] or "answer")
@@ -250,11 +241,11 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " …"
 
 
-def _where(r: Reference) -> str:
-    return ", ".join(x for x in (r.source, str(r.year) if r.year else "") if x)
+def _where(r: ReferenceView) -> str:
+    return where_line(r.source, r.year)
 
 
-def _popup_html(r: Reference) -> str:
+def _popup_html(r: ReferenceView) -> str:
     """What a revealed citation shows: the source's title, and each cited passage with its page and text."""
     e = html.escape
     out = [f'<span class="mc-pop-title">{r.n}. {e(r.title)}</span>']
@@ -274,12 +265,12 @@ def _popup_html(r: Reference) -> str:
 class _Cites:
     """Citation markers whose numbers reveal the cited passage on hover, focus (click, tab) or as the URL target."""
 
-    def __init__(self, uid: str, refs: dict[int, Reference]) -> None:
+    def __init__(self, uid: str, refs: dict[int, ReferenceView]) -> None:
         self.uid = uid
         self.refs = refs
         self.count = 0
 
-    def __call__(self, st: Statement) -> str:
+    def __call__(self, st: StatementView) -> str:
         if not st.citations:
             return ""
         links = []
@@ -292,7 +283,7 @@ class _Cites:
         return f' <span class="mc-cite">[{", ".join(links)}]</span>'
 
 
-def to_html_fragment(answer: Answer, *, asked: str | None = None) -> str:
+def to_html_fragment(answer: AnswerView, *, asked: str | None = None) -> str:
     """The answer as one ``<div class="medcite">`` with its own scoped style: what a notebook shows.
 
     Every piece of document or model text is escaped. ``asked`` is the question as the user put it, when
@@ -366,7 +357,7 @@ def to_html_fragment(answer: Answer, *, asked: str | None = None) -> str:
     return "".join(out)
 
 
-def to_html(answer: Answer, *, asked: str | None = None) -> str:
+def to_html(answer: AnswerView, *, asked: str | None = None) -> str:
     """A self-contained page (see :func:`to_html_fragment`); every piece of document or model text is escaped."""
     title = asked if asked and asked.strip() != answer.question.strip() else answer.question
     return (
@@ -376,44 +367,53 @@ def to_html(answer: Answer, *, asked: str | None = None) -> str:
     )
 
 
-class MarkdownStream:
-    """Turns :mod:`pipeline.answer` events into Markdown as they arrive (for the terminal).
+class StreamEvent(Protocol):
+    """An answer event (:mod:`pipeline.types`) that knows which part of a Markdown stream it is."""
 
-    The concatenated output equals :func:`to_markdown` of the final answer, less its title line.
+    def markdown(self, stream: MarkdownStream) -> str: ...
+
+
+class MarkdownStream:
+    """Turns answer events into Markdown as they arrive (for the terminal).
+
+    The concatenated output equals :func:`to_markdown` of the final answer, less its title line. Each event
+    calls back the method for its kind (:meth:`section_started`, :meth:`item_written`, ...).
     """
 
     def __init__(self) -> None:
         self._in_lead = False
         self._groups = 0
 
-    def feed(self, event: object) -> str:
-        from pipeline.answer import AnswerDone, ItemWritten, SectionDone, SectionStarted
+    def feed(self, event: StreamEvent) -> str:
+        return event.markdown(self)
 
-        if isinstance(event, SectionStarted):
-            self._groups = 0
-            return f"\n## {event.title}\n\n"
-        if isinstance(event, ItemWritten):
-            out = ""
-            if event.first_in_group:
-                if self._in_lead:
-                    out += "\n"
-                    self._in_lead = False
-                self._groups += 1
-                if self._groups > 1:
-                    out += "\n"
-                if event.heading is None and event.section == GUIDELINES_TITLE and self._groups == 1:
-                    self._in_lead = True
-                    return out + statement_md(event.statement)
-                if event.heading:
-                    out += f"### {_line(event.heading)}\n\n"
+    def section_started(self, title: str) -> str:
+        self._groups = 0
+        return f"\n## {title}\n\n"
+
+    def item_written(self, section: str, heading: str | None, statement: StatementView, first_in_group: bool) -> str:
+        out = ""
+        if first_in_group:
             if self._in_lead:
-                return " " + statement_md(event.statement)
-            return out + f"- {statement_md(event.statement)}\n"
-        if isinstance(event, SectionDone):
-            if self._in_lead:
+                out += "\n"
                 self._in_lead = False
-                return "\n"
-            return ""
-        if isinstance(event, AnswerDone):
-            return tail_md(event.answer)
+            self._groups += 1
+            if self._groups > 1:
+                out += "\n"
+            if heading is None and section == GUIDELINES_TITLE and self._groups == 1:
+                self._in_lead = True
+                return out + statement_md(statement)
+            if heading:
+                out += f"### {markdown_line(heading)}\n\n"
+        if self._in_lead:
+            return " " + statement_md(statement)
+        return out + f"- {statement_md(statement)}\n"
+
+    def section_done(self) -> str:
+        if self._in_lead:
+            self._in_lead = False
+            return "\n"
         return ""
+
+    def answer_done(self, answer: AnswerView) -> str:
+        return tail_md(answer)

@@ -190,6 +190,17 @@ class Settings(BaseSettings):
                 merged[group] = values
         return cls(preset_name=name, **merged)
 
+    def index_hash(self) -> str:
+        """sha256 of the settings that shape an index: the embedding model and how it runs, chunking, FAISS type.
+
+        An index's id derives from it (with the model's files and the chunks), so changing a generator, judge or
+        retrieval setting leaves the index and its id alone.
+        """
+        payload = self.model_dump(
+            mode="json", include={"embed": {"model", "backend", "max_tokens"}, "chunk": True, "index": True}
+        )
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
     def hash(self) -> str:
         """sha256 of the settings that change results (paths excluded)."""
         payload = self.model_dump(

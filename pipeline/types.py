@@ -1,14 +1,39 @@
-"""Frozen value types that flow through the pipeline.
+"""Frozen value types that flow through the pipeline, the events of a streamed answer, and the answer's JSON shape.
 
-``corpus files -> Document -> Chunk -> index -> Hit``. None of them holds a vector: FAISS does.
+``corpus files -> Document -> Chunk -> index -> Hit -> Answer``. None of them holds a vector: FAISS does.
+
+JSON shape of an answer (:func:`to_dict`, :func:`from_dict`)::
+
+    {"id", "question", "audience",
+     "sections": [{"title", "abstained",
+                   "blocks": [{"heading": str | null, "items": [{"text", "citations": [int], "chunk_ids": [str]}]}]}],
+     "references": [{"n", "kind", "title", "source", "year", "id", "url", "doc_id",
+                     "passages": [{"chunk_id", "page", "heading", "text"}]}],
+     "disclaimer", "follow_ups": [str],
+     "run": {"generator", "model", "prompt_hash", "settings_hash", "index_id"}, "stats": {...}, "verification"?: {...}}
+
+``chunk_ids`` names the passages a statement was written from (a subset of its references' passages); answers
+from other tools may leave it out, and are then judged against every passage of the references they cite.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from pipeline.errors import InputError
+from pipeline.render import (
+    GUIDELINES_TITLE,
+    RESEARCH_TITLE,
+    SECTION_TITLES,
+    MarkdownStream,
+    source_header,
+    to_html_fragment,
+    to_markdown,
+)
 
 Kind = Literal["guideline", "research"]
 KINDS: tuple[Kind, ...] = ("guideline", "research")
@@ -41,6 +66,10 @@ class Document:
     license: str = ""
     path: str = ""  # where it was read from, relative to the corpus root when known
     blocks: tuple[Block, ...] = field(default=(), repr=False)
+
+    def header(self) -> str:
+        """ "Title (source, year)": how this document is named to a generator and a judge."""
+        return source_header(self.title, self.source, self.year)
 
     def content_hash(self) -> str:
         """sha256 over metadata and text: changes when anything a reader would see changes."""
@@ -149,17 +178,47 @@ class Skipped:
 
 # --------------------------------------------------------------------------- answers
 
-GUIDELINES_TITLE = "From the Guidelines"
-RESEARCH_TITLE = "From the Research"
-SECTION_TITLES: dict[Kind, str] = {"guideline": GUIDELINES_TITLE, "research": RESEARCH_TITLE}
+__all__ = [
+    "GUIDELINES_TITLE",
+    "KINDS",
+    "RESEARCH_TITLE",
+    "SECTION_TITLES",
+    "Answer",
+    "AnswerDone",
+    "Block",
+    "Chunk",
+    "Document",
+    "Event",
+    "Group",
+    "Hit",
+    "ItemWritten",
+    "Kind",
+    "Passage",
+    "Reference",
+    "RunInfo",
+    "Section",
+    "SectionDone",
+    "SectionStarted",
+    "Skipped",
+    "Statement",
+    "cited_evidence",
+    "from_dict",
+    "judged_text",
+    "to_dict",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One sentence or bullet of an answer with the reference numbers it cites (1-based)."""
+    """One sentence or bullet of an answer with the reference numbers it cites (1-based).
+
+    ``chunk_ids`` are the passages it was written from, in the order it cited them (empty for answers
+    from tools that do not record them).
+    """
 
     text: str
     citations: tuple[int, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +258,10 @@ class Reference:
     doc_id: str
     passages: tuple[Passage, ...]
 
+    def header(self) -> str:
+        """ "Title (source, year)", as :meth:`Document.header` names the same document."""
+        return source_header(self.title, self.source, self.year)
+
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
@@ -228,11 +291,198 @@ class Answer:
 
     def _repr_html_(self) -> str:
         """Jupyter shows this: the sections, citation numbers that reveal their passages, the references."""
-        from pipeline.render import to_html_fragment
-
         return to_html_fragment(self)
 
     def _repr_markdown_(self) -> str:
-        from pipeline.render import to_markdown
-
         return to_markdown(self)
+
+
+# --------------------------------------------------------------------------- what a judge reads
+
+
+def judged_text(header: str, passages: Sequence[str]) -> str:
+    """One cited source as a judge reads it: its header (a claim may name the source), then the cited passages.
+
+    ``ask --verify`` and ``medcite eval`` both judge a statement against these texts joined by a blank line,
+    so a statement gets the same score from both.
+    """
+    return header + "\n" + "\n".join(passages)
+
+
+def cited_evidence(
+    statement: Statement, references: Mapping[int, Reference], numbers: Sequence[int] | None = None
+) -> list[str]:
+    """The :func:`judged_text` of each reference ``statement`` cites that resolves, in citation order.
+
+    Only the passages the statement was written from are read when it records them (``chunk_ids``, in that
+    order); otherwise every passage of the reference. ``numbers``: the citations to read, when not the
+    statement's own (an answer from another tool may write its markers into the text).
+    """
+    out = []
+    for n in statement.citations if numbers is None else numbers:
+        ref = references.get(n)
+        if ref is None:
+            continue
+        by_id = {p.chunk_id: p for p in ref.passages}
+        own = [by_id[c] for c in statement.chunk_ids if c in by_id]
+        out.append(judged_text(ref.header(), [p.text for p in (own or ref.passages)]))
+    return out
+
+
+# --------------------------------------------------------------------------- events of a streamed answer
+
+
+@dataclass(frozen=True, slots=True)
+class SectionStarted:
+    title: str
+
+    def markdown(self, stream: MarkdownStream) -> str:
+        return stream.section_started(self.title)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWritten:
+    section: str
+    heading: str | None
+    statement: Statement
+    first_in_group: bool
+
+    def markdown(self, stream: MarkdownStream) -> str:
+        return stream.item_written(self.section, self.heading, self.statement, self.first_in_group)
+
+
+@dataclass(frozen=True, slots=True)
+class SectionDone:
+    section: Section
+
+    def markdown(self, stream: MarkdownStream) -> str:
+        return stream.section_done()
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDone:
+    answer: Answer
+
+    def markdown(self, stream: MarkdownStream) -> str:
+        return stream.answer_done(self.answer)
+
+
+Event = SectionStarted | ItemWritten | SectionDone | AnswerDone
+
+
+# --------------------------------------------------------------------------- the JSON shape
+
+
+def to_dict(answer: Answer) -> dict[str, Any]:
+    """The answer in its JSON shape (see the module docs)."""
+    return {
+        "id": answer.id,
+        "question": answer.question,
+        "audience": answer.audience,
+        "sections": [
+            {
+                "title": s.title,
+                "abstained": s.abstained,
+                "blocks": [
+                    {
+                        "heading": g.heading,
+                        "items": [
+                            {"text": st.text, "citations": list(st.citations), "chunk_ids": list(st.chunk_ids)}
+                            for st in g.items
+                        ],
+                    }
+                    for g in s.groups
+                ],
+            }
+            for s in answer.sections
+        ],
+        "references": [
+            {
+                "n": r.n,
+                "kind": r.kind,
+                "title": r.title,
+                "source": r.source,
+                "year": r.year,
+                "id": r.id,
+                "url": r.url,
+                "doc_id": r.doc_id,
+                "passages": [
+                    {"chunk_id": p.chunk_id, "page": p.page, "heading": p.heading, "text": p.text} for p in r.passages
+                ],
+            }
+            for r in answer.references
+        ],
+        "disclaimer": answer.disclaimer,
+        "follow_ups": list(answer.follow_ups),
+        "run": {
+            "generator": answer.run.generator,
+            "model": answer.run.model,
+            "prompt_hash": answer.run.prompt_hash,
+            "settings_hash": answer.run.settings_hash,
+            "index_id": answer.run.index_id,
+        },
+        "stats": dict(answer.stats),
+        **({"verification": answer.verification} if answer.verification is not None else {}),
+    }
+
+
+def from_dict(d: dict[str, Any]) -> Answer:
+    """An :class:`Answer` from its JSON shape (as written by :func:`to_dict` or another tool)."""
+    try:
+        sections = tuple(
+            Section(
+                title=str(s["title"]),
+                groups=tuple(
+                    Group(
+                        b.get("heading"),
+                        tuple(
+                            Statement(
+                                str(i["text"]),
+                                tuple(int(c) for c in i.get("citations", [])),
+                                tuple(str(c) for c in i.get("chunk_ids", [])),
+                            )
+                            for i in b["items"]
+                        ),
+                    )
+                    for b in s["blocks"]
+                ),
+                abstained=bool(s.get("abstained", False)),
+            )
+            for s in d["sections"]
+        )
+        refs = tuple(
+            Reference(
+                n=int(r["n"]),
+                kind=r.get("kind", "research"),
+                title=str(r.get("title", "")),
+                source=str(r.get("source", "")),
+                year=r.get("year"),
+                id=str(r.get("id", "")),
+                url=r.get("url"),
+                doc_id=str(r.get("doc_id", r.get("id", ""))),
+                passages=tuple(
+                    Passage(
+                        str(p.get("chunk_id", "")), p.get("page"), str(p.get("text", "")), str(p.get("heading", ""))
+                    )
+                    for p in r.get("passages", [])
+                ),
+            )
+            for r in d.get("references", [])
+        )
+        run = d.get("run") or {}
+        return Answer(
+            question=str(d["question"]),
+            sections=sections,
+            references=refs,
+            disclaimer=str(d.get("disclaimer", "")),
+            follow_ups=tuple(str(q) for q in d.get("follow_ups", [])),
+            run=RunInfo(
+                *(str(run.get(k, "")) for k in ("generator", "model", "prompt_hash", "settings_hash", "index_id"))
+            ),
+            audience=str(d.get("audience", "clinician")),
+            id=d.get("id"),
+            stats=dict(d.get("stats", {})),
+            verification=d.get("verification"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"not an answer in medcite's JSON shape ({type(e).__name__}: {e})") from None

@@ -85,7 +85,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
         [
             "index",
             "build",
-            "-g",
+            "--guidelines",
             str(root / "guidelines"),
             "-r",
             str(root / "research"),

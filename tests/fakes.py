@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from pipeline.retrieve import Index
+    from pipeline.index import Index
     from pipeline.settings import Settings
     from pipeline.types import Document
 

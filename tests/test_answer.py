@@ -6,11 +6,18 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import ABSTAIN, ItemWritten, ask, ask_stream, make_generator
+from pipeline.answer import ABSTAIN, ask, ask_stream
 from pipeline.errors import InputError
-from pipeline.generate import ExtractiveGenerator, LLMGenerator, StreamParser, format_sources, section_schema
-from pipeline.render import MarkdownStream, from_dict, to_dict, to_html, to_markdown
-from pipeline.types import Block, Document
+from pipeline.generate import (
+    ExtractiveGenerator,
+    LLMGenerator,
+    StreamParser,
+    format_sources,
+    make_generator,
+    section_schema,
+)
+from pipeline.render import MarkdownStream, to_html, to_markdown
+from pipeline.types import Block, Document, ItemWritten, from_dict, to_dict
 from tests.fakes import ScriptedBackend, hashed_index
 
 SETTINGS = Settings.preset(
@@ -183,7 +190,7 @@ def test_section_abstains_when_nothing_is_relevant(index) -> None:  # type: igno
 
 
 def test_extractive_generator_cites_every_sentence_from_its_own_kind(index, splitter) -> None:  # type: ignore[no-untyped-def]
-    gen = ExtractiveGenerator(index._embedder(), splitter, min_score=0.1)
+    gen = ExtractiveGenerator(index.query_embedder(), splitter, min_score=0.1)
     answer = ask(Q, index, generator=gen, settings=SETTINGS)
     refs = {r.n: r for r in answer.references}
     guideline = answer.sections[0]
@@ -205,7 +212,7 @@ def test_extractive_generator_cites_every_sentence_from_its_own_kind(index, spli
 
 
 def test_stream_events_match_the_answer(index, splitter) -> None:  # type: ignore[no-untyped-def]
-    gen = ExtractiveGenerator(index._embedder(), splitter, min_score=0.1)
+    gen = ExtractiveGenerator(index.query_embedder(), splitter, min_score=0.1)
     events = list(ask_stream(Q, index, generator=gen, settings=SETTINGS))
     answer = events[-1].answer  # type: ignore[union-attr]
     written = [e.statement for e in events if isinstance(e, ItemWritten)]
@@ -216,7 +223,7 @@ def test_stream_events_match_the_answer(index, splitter) -> None:  # type: ignor
 
 
 def test_render_json_round_trip_md_and_escaped_html(index, splitter) -> None:  # type: ignore[no-untyped-def]
-    gen = ExtractiveGenerator(index._embedder(), splitter, min_score=0.0)
+    gen = ExtractiveGenerator(index.query_embedder(), splitter, min_score=0.0)
     answer = ask(Q, index, generator=gen, settings=SETTINGS)
     d = to_dict(answer)
     assert set(d) >= {"question", "sections", "references", "disclaimer", "follow_ups", "run"}

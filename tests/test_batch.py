@@ -15,23 +15,21 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline import Settings, open_index
-from pipeline.answer import ask, make_generator
+from pipeline.answer import ask
 from pipeline.batch import (
     ANSWERS,
     FAILURES,
     RUN,
     BatchIndex,
     Question,
-    RunMismatchError,
     ask_many,
     question_id,
     read_questions,
     run_batch,
 )
-from pipeline.errors import GenerationError, InputError
-from pipeline.generate import SectionRequest
-from pipeline.render import from_dict, to_dict
-from pipeline.types import Block, Document
+from pipeline.errors import GenerationError, InputError, RunMismatchError
+from pipeline.generate import SectionRequest, make_generator
+from pipeline.types import Block, Document, from_dict, to_dict
 from tests.fakes import HashingEmbedder, KeywordJudge, hashed_index
 
 SETTINGS = Settings.preset(

@@ -22,9 +22,9 @@ from eval.train_judge import (
     synthetic_pairs,
     train,
 )
-from pipeline.checker import WEIGHTS, CheckerConfig, ClaimChecker, load_base, passage_windows, sentences
 from pipeline.errors import InputError
 from pipeline.judge import TrainedJudge, make_judge
+from pipeline.judge.checker import WEIGHTS, CheckerConfig, ClaimChecker, load_base, passage_windows, sentences
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cite import format_citations, parse_citations
+from pipeline.cite import parse_citations
+from pipeline.render import format_citations
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,7 @@ def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def extractive(index, splitter):  # type: ignore[no-untyped-def]
-    return ExtractiveGenerator(index._embedder(), splitter, min_score=0.0)
+    return ExtractiveGenerator(index.query_embedder(), splitter, min_score=0.0)
 
 
 def _turn(question: str, query: str | None = None) -> Turn:

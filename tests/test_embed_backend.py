@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.embed import SentenceTransformerEmbedder, _hash_files
+from pipeline.embed import SentenceTransformerEmbedder, hash_files
 from pipeline.settings import EmbedSettings, Settings
 
 
 def test_float32_fingerprint_is_the_bare_file_hash() -> None:
     emb = SentenceTransformerEmbedder(EmbedSettings())
-    assert emb.fingerprint() == _hash_files(emb.path)  # indexes built before backends existed still open
+    assert emb.fingerprint() == hash_files(emb.path)  # indexes built before backends existed still open
 
 
 def test_backend_changes_fingerprint_and_settings_hash() -> None:

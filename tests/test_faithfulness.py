@@ -9,8 +9,7 @@ import pytest
 from eval.faithfulness import evaluate, judge_answers, read_answers
 from pipeline.errors import InputError
 from pipeline.judge import CachedJudge, LexicalJudge
-from pipeline.render import to_dict
-from pipeline.types import Answer, Group, Passage, Reference, RunInfo, Section, Statement
+from pipeline.types import Answer, Group, Passage, Reference, RunInfo, Section, Statement, to_dict
 from tests.fakes import KeywordJudge
 
 RUN = RunInfo("test", "none", "p", "s", "i")

@@ -28,9 +28,9 @@ from pipeline.errors import IndexError_
 from pipeline.generate import ExtractiveGenerator, LLMGenerator
 from pipeline.index import resolve_version
 from pipeline.ingest import _bounded_lines, read_file
-from pipeline.render import to_dict, to_html
+from pipeline.render import to_html
 from pipeline.settings import IngestSettings
-from pipeline.types import Block, Document, Skipped
+from pipeline.types import Block, Document, Skipped, to_dict
 from tests.fakes import HashingEmbedder, ScriptedBackend, hashed_index
 from tests.hostile import (
     assert_answer_structure,
@@ -574,7 +574,7 @@ Q = "What is the treatment for metastatic colorectal cancer?"
 
 
 def test_injected_document_with_the_extractive_generator(injected, splitter) -> None:  # type: ignore[no-untyped-def]
-    gen = ExtractiveGenerator(injected._embedder(), splitter, min_score=0.0, max_items=10)
+    gen = ExtractiveGenerator(injected.query_embedder(), splitter, min_score=0.0, max_items=10)
     answer = ask(Q, injected, generator=gen, settings=SETTINGS)
     assert_answer_structure(answer, 3)
     statements = [st for s in answer.sections for g in s.groups for st in g.items]
@@ -623,7 +623,7 @@ def test_a_model_that_obeys_the_injection_cannot_cite_outside_or_restructure(inj
 
 def test_the_faithfulness_report_escapes_everything(tmp_path: Path) -> None:
     from eval.faithfulness import evaluate
-    from pipeline.render import from_dict
+    from pipeline.types import from_dict
     from tests.fakes import KeywordJudge
 
     evil = '<img src=x onerror=alert(1)><script>alert("x")</script>'

@@ -58,10 +58,14 @@ def test_rebuild_is_incremental_with_the_real_model(real_index: Path, tmp_path: 
     src = tmp_path / "g"
     src.mkdir()
     shutil.copy(mirror / COLON, src)
-    result = runner.invoke(app, ["index", "build", "-g", str(src), "--out", str(tmp_path / "ix"), "-q", "--json"])
+    result = runner.invoke(
+        app, ["index", "build", "--guidelines", str(src), "--out", str(tmp_path / "ix"), "-q", "--json"]
+    )
     first = json.loads(result.stdout)
     again = json.loads(
-        runner.invoke(app, ["index", "build", "-g", str(src), "--out", str(tmp_path / "ix"), "-q", "--json"]).stdout
+        runner.invoke(
+            app, ["index", "build", "--guidelines", str(src), "--out", str(tmp_path / "ix"), "-q", "--json"]
+        ).stdout
     )
     assert first["embedded"] == first["chunks"] > 100
     assert (again["embedded"], again["reused"], again["index_id"]) == (0, first["chunks"], first["index_id"])

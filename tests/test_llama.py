@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings, open_index
-from pipeline.answer import ask, make_generator
-from pipeline.render import to_dict
+from pipeline.answer import ask
+from pipeline.generate import make_generator
+from pipeline.types import to_dict
 from tests.test_integration import SEED, _check_answer_json
 
 pytestmark = pytest.mark.slow

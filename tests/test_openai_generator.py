@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import ask, make_generator
+from pipeline.answer import ask
 from pipeline.errors import GenerationError
+from pipeline.generate import make_generator
 from tests.fakes import hashed_index
 from tests.test_answer import SETTINGS, Q, _docs
 

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from pipeline import Settings, build_index, open_index
 from pipeline.answer import ask
-from pipeline.cite import MARKER, References, format_citations, parse_citations
+from pipeline.cite import MARKER, References, parse_citations
 from pipeline.generate import LLMGenerator
-from pipeline.render import _line, from_dict, statement_md, to_dict, to_html, to_markdown
+from pipeline.render import format_citations, statement_md, to_html, to_markdown
+from pipeline.render import markdown_line as _line
 from pipeline.types import (
     Answer,
     Block,
@@ -30,6 +31,8 @@ from pipeline.types import (
     RunInfo,
     Section,
     Statement,
+    from_dict,
+    to_dict,
 )
 from tests.fakes import HashingEmbedder, ScriptedBackend
 from tests.hostile import assert_answer_structure, assert_safe_html

@@ -15,7 +15,7 @@ import pytest
 from pipeline import build_index, open_index
 from pipeline.batch import ANSWERS, ask_many, run_batch
 from pipeline.errors import InputError
-from pipeline.render import to_dict
+from pipeline.types import to_dict
 from tests.fakes import HashingEmbedder, hashed_index
 from tests.test_batch import QUESTIONS, SETTINGS, _docs
 
@@ -30,7 +30,7 @@ if importlib.util.find_spec("ray") is None and not os.environ.get("CI"):
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
     """One local Ray for the module (it takes seconds to start); the code under test joins it."""
-    from pipeline.ray_backend import ray_session
+    from pipeline.batch.ray import ray_session
 
     with ray_session() as r:
         yield r
@@ -89,7 +89,7 @@ def test_ray_run_folder_matches_the_plain_run(local_ray: Any, index, tmp_path: P
 
 
 def test_ray_embedder_builds_the_plain_index(local_ray: Any, tmp_path: Path, splitter) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.ray_backend import RayEmbedder
+    from pipeline.batch.ray import RayEmbedder
 
     inner = HashingEmbedder()
     with RayEmbedder(inner, actors=2, shard_size=3) as emb:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.retrieve import rrf
+from pipeline.index import rrf
 
 CASES = [
     pytest.param([], 60, [], id="no rankings"),

