@@ -39,7 +39,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from eval.calibrate import SETS, auroc, balanced_accuracy, choose_threshold, faithfulness_root, load_set
+from pipeline.embed import hash_files
 from pipeline.errors import InputError
 from pipeline.judge.checker import (
     CheckerConfig,
@@ -442,44 +443,34 @@ def _views(tokenizer: Any, examples: Sequence[Example], max_length: int, n: int 
     return [(best_window(tokenizer, e.claim, e.passage, max_length, n), e.claim) for e in examples]
 
 
-def train(
-    out: Path = Path("runs/checker"),
-    config: TrainConfig | None = None,
-    *,
-    index: Path | None = Path("indexes/demo"),
-    root: Path | None = None,
-    blend: bool = True,
-) -> dict[str, Any]:
-    """Train the checker and write ``checker.json`` and ``model.safetensors`` into ``out``.
+@dataclass
+class Fitted:
+    """A trained cross-encoder and how its training went."""
 
-    Returns the training record (also stored in ``checker.json``): counts, steps, seconds, dev figures.
+    model: Any
+    tokenizer: Any
+    bf16: bool
+    steps: int
+    losses: list[float]
+    epochs: list[dict[str, Any]]
+    kept_epoch: int
+
+
+def fit(
+    config: TrainConfig,
+    train_set: Sequence[Example],
+    rng: random.Random,
+    on_epoch: Callable[[Any, Any, bool], dict[str, float] | None] | None = None,
+) -> Fitted:
+    """Fine-tune the bundled MiniLM cross-encoder on (text, passage, label) examples: the claim checker's and
+    the relevance model's training, one loop for both.
+
+    Each example is read as its best passage window beside its text (:func:`best_window`). ``on_epoch``
+    scores the model after each epoch (development figures with a ``mean``); the epoch with the best mean
+    is kept, else the last.
     """
     import torch
     from tqdm import tqdm
-
-    from pipeline.embed import hash_files
-
-    config = config or TrainConfig()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    t0 = time.perf_counter()
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-
-    examples = training_examples(config, index, root)
-    index_id = None
-    if config.synthetic and index is not None:
-        index_id = hashlib.sha256("".join(sorted(c["id"] for c in read_chunks(index))).encode()).hexdigest()[:16]
-    train_set, dev_set = dev_split(examples)
-    if config.augment:
-        edited = augment_human(train_set, config.augment, config.seed)
-        log.info("human pairs: %d edited copies added as unsupported", len(edited))
-        train_set += edited
-    log.info(
-        "pairs: %d train, %d dev; by source %s", len(train_set), len(dev_set), dict(Counter(e.source for e in examples))
-    )
 
     model, tokenizer = load_base()
     frozen = tuple(f"encoder.encoder.layer.{i}." for i in range(config.frozen_layers))
@@ -503,11 +494,6 @@ def train(
     warmup = max(1, int(config.warmup * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
-    cfg = CheckerConfig(
-        max_length=config.max_length,
-        sentences_per_window=config.sentences_per_window,
-        base_sha256=hash_files(base_model_path()),
     )
     model.train()
     step, losses, epochs, finished = 0, [], [], 0
@@ -533,20 +519,74 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         finished = epoch
-        if config.select_epoch and dev_set:
-            model.eval()
-            figures = _human_dev_auroc(ClaimChecker.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
-            model.train()
+        model.eval()
+        figures = on_epoch(model, tokenizer, bf16) if on_epoch is not None else None
+        model.train()
+        if figures is not None:
             epochs.append({"epoch": epoch, "step": step, "loss": float(np.mean(losses[-50:])), "dev_auroc": figures})
             shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-            bar.write(f"epoch {epoch}: human development AUROC {shown}")
+            bar.write(f"epoch {epoch}: development AUROC {shown}")
             if "mean" in figures and (best is None or figures["mean"] > best[0]):
                 state = {k: v.detach().clone() for k, v in model.state_dict().items() if trainable(k)}
                 best = (figures["mean"], epoch, state)
     bar.close()
     if best is not None and best[1] != finished:
-        log.info("keeping epoch %d (human development AUROC %.3f)", best[1], best[0])
+        log.info("keeping epoch %d (development AUROC %.3f)", best[1], best[0])
         model.load_state_dict(best[2], strict=False)
+    kept = best[1] if best is not None else finished
+    return Fitted(model, tokenizer, bf16, step, losses, epochs, kept)
+
+
+def train(
+    out: Path = Path("runs/checker"),
+    config: TrainConfig | None = None,
+    *,
+    index: Path | None = Path("indexes/demo"),
+    root: Path | None = None,
+    blend: bool = True,
+) -> dict[str, Any]:
+    """Train the checker and write ``checker.json`` and ``model.safetensors`` into ``out``.
+
+    Returns the training record (also stored in ``checker.json``): counts, steps, seconds, dev figures.
+    """
+    import torch
+
+    config = config or TrainConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+
+    examples = training_examples(config, index, root)
+    index_id = None
+    if config.synthetic and index is not None:
+        index_id = hashlib.sha256("".join(sorted(c["id"] for c in read_chunks(index))).encode()).hexdigest()[:16]
+    train_set, dev_set = dev_split(examples)
+    if config.augment:
+        edited = augment_human(train_set, config.augment, config.seed)
+        log.info("human pairs: %d edited copies added as unsupported", len(edited))
+        train_set += edited
+    log.info(
+        "pairs: %d train, %d dev; by source %s", len(train_set), len(dev_set), dict(Counter(e.source for e in examples))
+    )
+
+    cfg = CheckerConfig(
+        max_length=config.max_length,
+        sentences_per_window=config.sentences_per_window,
+        base_sha256=hash_files(base_model_path()),
+    )
+
+    def on_epoch(model: Any, tokenizer: Any, bf16: bool) -> dict[str, float] | None:
+        if not (config.select_epoch and dev_set):
+            return None
+        return _human_dev_auroc(ClaimChecker.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
+
+    fitted = fit(config, train_set, rng, on_epoch)
+    model, bf16 = fitted.model, fitted.bf16
+    step, losses, epochs, kept = fitted.steps, fitted.losses, fitted.epochs, fitted.kept_epoch
     train_seconds = time.perf_counter() - t0
 
     # Threshold on the development pairs, scored the way the judge scores (best window, P(supported)).
@@ -571,7 +611,7 @@ def train(
         "pairs": dict(Counter(e.source.split(":")[0] for e in train_set)),
         "pairs_by_source": dict(sorted(Counter(e.source for e in [*train_set, *dev_set]).items())),
         "epochs": epochs,
-        "kept_epoch": best[1] if best is not None else finished,
+        "kept_epoch": kept,
         "dev": dev,
         "steps": step,
         "final_loss": float(np.mean(losses[-50:])) if losses else None,

@@ -20,6 +20,8 @@ from pipeline.errors import InputError
 from pipeline.generate import Audience, DraftItem, Generator, SectionRequest, Source, make_generator
 from pipeline.index import Index
 from pipeline.judge import Judge, judge_from_settings
+from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
+from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
 from pipeline.types import (
     KINDS,
@@ -104,6 +106,15 @@ class Prepared:
     verifier: Judge | None
     audience: Audience | None
     verify_action: Literal["drop", "mark"]
+    reranker: RelevanceModel | None = None
+
+    @property
+    def min_relevance(self) -> float:
+        """The best source score under which a section abstains: P(answers) with the reranker, else cosine."""
+        if self.reranker is None:
+            return self.settings.answer.min_relevance
+        given = self.settings.rerank.min_relevance
+        return self.reranker.config.threshold if given is None else given
 
 
 def prepare(options: AskOptions, index: Index) -> Prepared:
@@ -126,12 +137,21 @@ def prepare(options: AskOptions, index: Index) -> Prepared:
         verifier = judge_from_settings(settings, verifier, embedder=bound.query_embedder())
     if options.verify_action not in ("drop", "mark"):
         raise InputError(f"verify_action is {options.verify_action!r}; choose drop or mark")
-    return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action)
+    reranker = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS) if settings.rerank.enabled else None
+    return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action, reranker)
 
 
 def quotas(settings: Settings) -> dict[Kind, int]:
     """Passages shown to the generator per section (``answer.k_guideline``, ``answer.k_research``)."""
     return {"guideline": settings.answer.k_guideline, "research": settings.answer.k_research}
+
+
+def depths(settings: Settings) -> dict[Kind, int]:
+    """Hits retrieved per section: the quotas, or ``rerank.candidates`` for a section the reranker re-scores."""
+    return {
+        k: (max(n, settings.rerank.candidates) if settings.rerank.enabled and n > 0 else n)
+        for k, n in quotas(settings).items()
+    }
 
 
 # --------------------------------------------------------------------------- ask
@@ -162,8 +182,12 @@ def select_sources(
     settings: Settings,
     evidence: Sequence[str] = (),
     retrieved: Sequence[Hit] | None = None,
+    reranker: RelevanceModel | None = None,
 ) -> tuple[list[Hit], float]:
     """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine.
+
+    With a ``reranker`` (``Settings().rerank``), the ``rerank.candidates`` fused hits are re-scored by the
+    relevance model instead: the top ``k`` by P(answers) are kept, and the best P(answers) is returned.
 
     ``evidence`` (chunk ids, e.g. the passages earlier turns of a conversation cited) competes with the search
     results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
@@ -172,7 +196,8 @@ def select_sources(
     """
     if k <= 0 or index.ranges[kind][0] == index.ranges[kind][1]:
         return [], -1.0
-    hits = list(retrieved) if retrieved is not None else index.search(question, k, kind=kind)
+    depth = settings.rerank.candidates if reranker is not None else k
+    hits = list(retrieved) if retrieved is not None else index.search(question, depth, kind=kind)
     found = {h.chunk.id for h in hits}
     for cid in dict.fromkeys(evidence):
         if cid in found:
@@ -185,6 +210,9 @@ def select_sources(
             hits.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
     if not hits:
         return [], -1.0
+    if reranker is not None:
+        ranked = rerank(question, hits, reranker, k)
+        return ranked, max(h.relevance or 0.0 for h in ranked)
     sims = index.similarity(question, [h.chunk.id for h in hits])
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
     if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
@@ -270,9 +298,10 @@ def ask_stream(
             run.settings,
             evidence,
             None if retrieved is None else retrieved.get(kind),
+            run.reranker,
         )
         sources: tuple[Source, ...] = ()
-        if hits and best >= run.settings.answer.min_relevance:
+        if hits and best >= run.min_relevance:
             sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
             all_sources.extend(sources)
             stats.add("sources_shown", len(sources))

@@ -21,6 +21,8 @@ from pipeline.batch import BatchOptions, RayEmbedder, run_batch
 from pipeline.embed import SentenceTransformerEmbedder
 from pipeline.errors import IndexError_, InputError, PipelineError
 from pipeline.index import build_index, open_index
+from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
+from pipeline.relevance import RelevanceModel, rerank
 from pipeline.render import SECTION_TITLES, MarkdownStream, to_html, to_markdown
 from pipeline.settings import Settings
 from pipeline.types import KINDS, AnswerDone, Hit, to_dict
@@ -215,7 +217,8 @@ def _print_hits(hits: list[Hit], width: int = 400) -> None:
             )
             if x
         )
-        typer.echo(f"[{h.rank}] {h.score:.4f}  {d.title}" + (f" ({where})" if where else ""))
+        rel = f"  P(answers) {h.relevance:.3f}" if h.relevance is not None else ""
+        typer.echo(f"[{h.rank}] {h.score:.4f}{rel}  {d.title}" + (f" ({where})" if where else ""))
         if h.chunk.heading:
             typer.echo(f"     § {h.chunk.heading}")
         text = h.chunk.text if len(h.chunk.text) <= width else h.chunk.text[:width] + " …"
@@ -233,6 +236,10 @@ def search(
     ] = False,
     mode: Annotated[str, typer.Option(help="hybrid (dense + BM25), dense or bm25.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print {query, hits: [...]} as JSON.")] = False,
+    rerank_hits: Annotated[
+        bool,
+        typer.Option("--rerank", help="Re-score the fused candidates with the relevance model (P(answers) shown)."),
+    ] = False,
     preset: PresetOpt = "default",
 ) -> None:
     """Find the passages that best answer a question."""
@@ -240,12 +247,17 @@ def search(
         typer.echo(f"error: --kind must be one of {list(KINDS)}, not {kind!r}", err=True)
         raise typer.Exit(2)
     try:
-        idx = open_index(index, settings=Settings.preset(preset))
+        settings = Settings.preset(preset)
+        idx = open_index(index, settings=settings)
+        depth = max(k, settings.rerank.candidates) if rerank_hits else k
         groups: dict[str, list[Hit]]
         if by_kind:
-            groups = {str(kd): hs for kd, hs in idx.search_by_kind(question, k, mode=mode).items()}
+            groups = {str(kd): hs for kd, hs in idx.search_by_kind(question, depth, mode=mode).items()}
         else:
-            groups = {"all": idx.search(question, k, kind=kind, mode=mode)}
+            groups = {"all": idx.search(question, depth, kind=kind, mode=mode)}
+        if rerank_hits:
+            model = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS)
+            groups = {name: rerank(question, hs, model, k) for name, hs in groups.items()}
     except PipelineError as e:
         _fail(e)
     if as_json:

@@ -77,6 +77,16 @@ class RetrieveSettings(_Group):
     rrf_k: int = Field(default=60, ge=1)
 
 
+class RerankSettings(_Group):
+    """The relevance model (pipeline.relevance): rerank the fused candidates, abstain when none answers."""
+
+    enabled: bool = False
+    candidates: int = Field(default=40, ge=1, le=1000)  # fused candidates per kind that are re-scored
+    # P(answers) under which no passage counts as answering; None: the model's calibrated threshold.
+    min_relevance: float | None = Field(default=None, ge=0, le=1)
+    path: Path | None = None  # a weights folder; None: the bundled pipeline/weights/relevance
+
+
 class IngestSettings(_Group):
     """Limits that keep one hostile or broken file from taking a build down; generous for real documents.
 
@@ -170,6 +180,7 @@ class Settings(BaseSettings):
     chunk: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
+    rerank: RerankSettings = RerankSettings()
     corpus: CorpusSettings = CorpusSettings()
     ingest: IngestSettings = IngestSettings()
     answer: AnswerSettings = AnswerSettings()
@@ -213,6 +224,7 @@ class Settings(BaseSettings):
                 "llama": {"model_path", "cache_dir"},
                 "openai": {"api_key", "base_url", "timeout_s", "max_concurrency"},
                 "judge": {"cache", "nli_path", "trained_path"},
+                "rerank": {"path"},
             },
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

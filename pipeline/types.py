@@ -126,7 +126,8 @@ class Hit:
     """A retrieved chunk with its scores, ranks and the document it belongs to.
 
     ``score`` is the fused score in hybrid mode (reciprocal rank fusion), else the retriever's own.
-    Ranks are 1-based; ``None`` where that retriever did not return the chunk.
+    Ranks are 1-based; ``None`` where that retriever did not return the chunk. After reranking, ``rank`` is the
+    reranked one and ``relevance`` the score it was chosen with.
     """
 
     rank: int
@@ -137,6 +138,7 @@ class Hit:
     dense_rank: int | None = None
     lexical_score: float | None = None
     lexical_rank: int | None = None
+    relevance: float | None = None  # P(answers the question) from the relevance model, when it reranked the hit
 
     @property
     def kind(self) -> Kind:
@@ -162,6 +164,7 @@ class Hit:
             "dense_rank": self.dense_rank,
             "lexical_score": self.lexical_score,
             "lexical_rank": self.lexical_rank,
+            "relevance": None if self.relevance is None else round(self.relevance, 6),
         }
 
 

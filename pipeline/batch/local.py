@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from pipeline.answer import AskOptions, Prepared, prepare, quotas
+from pipeline.answer import AskOptions, Prepared, depths, prepare
 from pipeline.batch.options import BatchOptions
 from pipeline.batch.questions import Question
 from pipeline.batch.work import BatchIndex, BatchResult, answer_one
@@ -42,7 +42,7 @@ def ask_local(items: Sequence[Question], run: Prepared, batch: BatchOptions) -> 
     index = run.index
     if not isinstance(index, BatchIndex):
         raise TypeError("ask_local needs options prepared by prepare_local")
-    wanted = quotas(run.settings)
+    wanted = depths(run.settings)
     if n <= 1:
         for chunk in chunks_of(items, batch.retrieval_batch):
             index.prefetch([q.question for q in chunk], wanted)
@@ -56,7 +56,7 @@ def ask_local(items: Sequence[Question], run: Prepared, batch: BatchOptions) -> 
 def _threaded(
     items: Sequence[Question], run: Prepared, index: BatchIndex, workers: int, retrieval_batch: int
 ) -> Iterator[BatchResult]:
-    wanted = quotas(run.settings)
+    wanted = depths(run.settings)
     chunks = deque(chunks_of(items, retrieval_batch))
     ready: deque[Question] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="medcite-batch") as pool:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pipeline.answer import AskOptions, quotas
+from pipeline.answer import AskOptions, depths
 from pipeline.batch.local import prepare_local
 from pipeline.batch.questions import Question
 from pipeline.batch.work import BatchIndex, BatchResult, CachingEmbedder, answer_one
@@ -141,7 +141,7 @@ class AnswerWorker:
     def answer(self, items: list[Question]) -> list[BatchResult]:
         index = self.run.index
         assert isinstance(index, BatchIndex)  # prepare_local made it
-        index.prefetch([q.question for q in items], quotas(self.run.settings))
+        index.prefetch([q.question for q in items], depths(self.run.settings))
         try:
             return [answer_one(q, self.run) for q in items]
         finally:

