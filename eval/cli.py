@@ -262,7 +262,9 @@ def rerank_train_cmd(
         "indexes/bioasq"
     ),
     seed: Annotated[int, typer.Option(help="Seeds data order, negatives and initialisation.")] = 0,
-    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    frozen_layers: Annotated[int, typer.Option(min=0, max=6, help="Lowest encoder layers left as bundled.")] = 2,
+    max_length: Annotated[int, typer.Option(min=64, max=256, help="Word pieces of question + passage.")] = 224,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads; default: all cores.")] = None,
 ) -> None:
@@ -276,7 +278,16 @@ def rerank_train_cmd(
     t0 = time.perf_counter()
     try:
         record = train(
-            out, index, config=relevance_config(seed=seed, epochs=epochs, max_steps=max_steps, threads=threads)
+            out,
+            index,
+            config=relevance_config(
+                seed=seed,
+                epochs=epochs,
+                max_steps=max_steps,
+                threads=threads,
+                frozen_layers=frozen_layers,
+                max_length=max_length,
+            ),
         )
     except PipelineError as e:
         typer.echo(f"error: {e}", err=True)

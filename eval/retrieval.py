@@ -170,7 +170,7 @@ def rerank_documents(
     for q in queries:
         t0 = time.perf_counter()
         hits = index.search(q, 2 * depth, mode="hybrid")
-        head = rerank(q, hits[:candidates], model)
+        head = rerank(q, hits[:candidates], model, fuse=index.settings.retrieve.rrf_k)
         seconds.append(time.perf_counter() - t0)
         runs.append(documents_of([*head, *hits[candidates:]], depth))
     return runs, seconds

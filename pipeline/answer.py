@@ -211,7 +211,7 @@ def select_sources(
     if not hits:
         return [], -1.0
     if reranker is not None:
-        ranked = rerank(question, hits, reranker, k)
+        ranked = rerank(question, hits, reranker, k, fuse=settings.retrieve.rrf_k)
         return ranked, max(h.relevance or 0.0 for h in ranked)
     sims = index.similarity(question, [h.chunk.id for h in hits])
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]

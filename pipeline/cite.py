@@ -122,7 +122,9 @@ class References:
                     id=f"PMID {d.pmid}" if d.pmid else (f"DOI {d.doi}" if d.doi else d.id),
                     url=d.url,
                     doc_id=d.id,
-                    passages=tuple(Passage(h.chunk.id, h.chunk.page, h.chunk.text, h.chunk.heading) for h in hits),
+                    passages=tuple(
+                        Passage(h.chunk.id, h.chunk.page, h.chunk.text, h.chunk.heading, h.relevance) for h in hits
+                    ),
                 )
             )
         return tuple(refs)

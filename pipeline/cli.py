@@ -257,7 +257,8 @@ def search(
             groups = {"all": idx.search(question, depth, kind=kind, mode=mode)}
         if rerank_hits:
             model = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS)
-            groups = {name: rerank(question, hs, model, k) for name, hs in groups.items()}
+            fuse = settings.retrieve.rrf_k
+            groups = {name: rerank(question, hs, model, k, fuse=fuse) for name, hs in groups.items()}
     except PipelineError as e:
         _fail(e)
     if as_json:

@@ -8,7 +8,7 @@ JSON shape of an answer (:func:`to_dict`, :func:`from_dict`)::
      "sections": [{"title", "abstained",
                    "blocks": [{"heading": str | null, "items": [{"text", "citations": [int], "chunk_ids": [str]}]}]}],
      "references": [{"n", "kind", "title", "source", "year", "id", "url", "doc_id",
-                     "passages": [{"chunk_id", "page", "heading", "text"}]}],
+                     "passages": [{"chunk_id", "page", "heading", "text", "relevance"?}]}],
      "disclaimer", "follow_ups": [str],
      "run": {"generator", "model", "prompt_hash", "settings_hash", "index_id"}, "stats": {...}, "verification"?: {...}}
 
@@ -241,10 +241,13 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class Passage:
+    """A cited passage; ``relevance`` is the P(answers) it was chosen with, when the relevance model reranked."""
+
     chunk_id: str
     page: int | None
     text: str
     heading: str = ""
+    relevance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +413,9 @@ def to_dict(answer: Answer) -> dict[str, Any]:
                 "url": r.url,
                 "doc_id": r.doc_id,
                 "passages": [
-                    {"chunk_id": p.chunk_id, "page": p.page, "heading": p.heading, "text": p.text} for p in r.passages
+                    {"chunk_id": p.chunk_id, "page": p.page, "heading": p.heading, "text": p.text}
+                    | ({"relevance": round(p.relevance, 6)} if p.relevance is not None else {})
+                    for p in r.passages
                 ],
             }
             for r in answer.references
@@ -465,7 +470,11 @@ def from_dict(d: dict[str, Any]) -> Answer:
                 doc_id=str(r.get("doc_id", r.get("id", ""))),
                 passages=tuple(
                     Passage(
-                        str(p.get("chunk_id", "")), p.get("page"), str(p.get("text", "")), str(p.get("heading", ""))
+                        str(p.get("chunk_id", "")),
+                        p.get("page"),
+                        str(p.get("text", "")),
+                        str(p.get("heading", "")),
+                        None if p.get("relevance") is None else float(p["relevance"]),
                     )
                     for p in r.get("passages", [])
                 ),

@@ -11,6 +11,7 @@ import pytest
 
 from eval.train_relevance import mediqa_pairs, pubmedqa_pairs
 from pipeline.answer import AskOptions, depths, prepare, select_sources
+from pipeline.index import rrf
 from pipeline.relevance import WEIGHTS, RelevanceModel, rerank
 from pipeline.settings import Settings
 from pipeline.types import Hit
@@ -36,7 +37,7 @@ def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
 
 def test_rerank_orders_by_relevance_and_records_it(index) -> None:  # type: ignore[no-untyped-def]
     hits = index.search(Q, 4, kind=None)
-    ranked = rerank(Q, hits, WordModel(), k=3)  # type: ignore[arg-type]
+    ranked = rerank(Q, hits, WordModel(), k=3, fuse=None)  # type: ignore[arg-type]
     scores = WordModel().relevance(Q, hits)
     assert [h.rank for h in ranked] == [1, 2, 3]
     assert [h.relevance for h in ranked] == sorted((float(s) for s in scores), reverse=True)[:3]
@@ -44,9 +45,14 @@ def test_rerank_orders_by_relevance_and_records_it(index) -> None:  # type: igno
     assert ranked[0].chunk.id == hits[best].chunk.id
     # Ties keep the fused order.
     tied = [replace(h, chunk=replace(h.chunk, text="same words")) for h in hits]
-    assert [h.chunk.id for h in rerank(Q, tied, WordModel())] == [h.chunk.id for h in tied]  # type: ignore[arg-type]
+    assert [h.chunk.id for h in rerank(Q, tied, WordModel(), fuse=None)] == [h.chunk.id for h in tied]  # type: ignore[arg-type]
     assert rerank(Q, [], WordModel()) == []  # type: ignore[arg-type]
     assert Hit.to_dict(ranked[0])["relevance"] == round(ranked[0].relevance or 0, 6)
+    # Fused (the default): reciprocal rank fusion of the hybrid order and the relevance order.
+    fused = rerank(Q, hits, WordModel())  # type: ignore[arg-type]
+    by_relevance = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), i))
+    want = [r for r, _ in rrf([list(range(len(hits))), by_relevance], k=60)]
+    assert [h.chunk.id for h in fused] == [hits[i].chunk.id for i in want]
 
 
 def test_select_sources_reranks_the_candidates_and_returns_the_best_relevance(index) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,32 @@ from pipeline.embed import Embedder
 from pipeline.generate.base import Audience, DraftItem, SectionRequest, Source, heading_leaf
 
 _NAVIGATION = re.compile(r"^(for more information|for information|see |go to |refer to |\(?level of evidence)", re.I)
+# Abstract section labels. A sentence under one that describes the study (its aim, design, people) says
+# nothing a clinician asked for; a finding or conclusion keeps its words, less the label.
+_STUDY_LABEL = re.compile(
+    r"^(background|introduction|context|purpose|objectives?|aims?|hypothes[ie]s|methods?|materials and methods|"
+    r"study design|design|setting|settings|patients|participants|subjects|population|interventions?|"
+    r"main outcome measures?|outcome measures?|measurements?)\s*:\s*",
+    re.I,
+)
+_FINDING_LABEL = re.compile(r"^(results?|findings|conclusions?|interpretation|summary)\s*:\s*", re.I)
+# A whole sentence ends in terminal punctuation (perhaps before a closing quote or bracket); a snippet cut
+# mid-word ("...can be associated with severe t") does not.
+_COMPLETE = re.compile(r"[.!?][\"')\]]*$")
+
+
+def answerable_sentence(text: str, *, complete: bool = False) -> str | None:
+    """The sentence as an answer may quote it (a finding's label cut off, the rest verbatim), or None when it is
+    no answer: a study's aim, design or population, a cross-reference, a fragment, or (``complete``: research
+    snippets, whose excerpts can stop mid-word) a sentence without its final punctuation. Guideline list items
+    often end without a full stop, so they are not held to it."""
+    t = text.strip()
+    if _STUDY_LABEL.match(t) or _NAVIGATION.match(t) or (complete and not _COMPLETE.search(t)):
+        return None
+    t = _FINDING_LABEL.sub("", t, count=1)
+    return t if 6 <= len(t.split()) <= 80 else None
+
+
 _GENERIC_HEADINGS = {
     "general information",
     "incidence and mortality",
@@ -61,10 +87,10 @@ class ExtractiveGenerator:
     def _candidates(self, request: SectionRequest) -> list[tuple[float, int, int, str, np.ndarray]]:
         sents = self.splitter.split([s.hit.chunk.text for s in request.sources])
         flat = [
-            (si, pos, t)
+            (si, pos, a)
             for si, ss in enumerate(sents)
             for pos, t in enumerate(ss)
-            if 6 <= len(t.split()) <= 80 and not _NAVIGATION.match(t)
+            if (a := answerable_sentence(t, complete=request.kind == "research"))
         ]
         if not flat:
             return []
