@@ -443,6 +443,19 @@ def _views(tokenizer: Any, examples: Sequence[Example], max_length: int, n: int 
     return [(best_window(tokenizer, e.claim, e.passage, max_length, n), e.claim) for e in examples]
 
 
+def seeded(config: TrainConfig) -> random.Random:
+    """Seed Python, NumPy and torch from ``config.seed`` (and set torch's threads, when given) before training;
+    returns the random generator the data order is drawn from."""
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    return random.Random(config.seed)
+
+
 @dataclass
 class Fitted:
     """A trained cross-encoder and how its training went."""
@@ -552,13 +565,8 @@ def train(
     import torch
 
     config = config or TrainConfig()
-    if config.threads:
-        torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    rng = seeded(config)
 
     examples = training_examples(config, index, root)
     index_id = None

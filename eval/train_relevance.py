@@ -39,7 +39,7 @@ import numpy as np
 
 from eval.calibrate import auroc, balanced_accuracy, choose_threshold
 from eval.retrieval import gold_files, half, pmid_of
-from eval.train_judge import Example, TrainConfig, fit
+from eval.train_judge import Example, TrainConfig, fit, seeded
 from pipeline.corpus import default_mirror
 from pipeline.crossencoder import CheckerConfig, base_model_path, content_words, save_weights
 from pipeline.embed import hash_files
@@ -167,13 +167,8 @@ def train(
     import torch
 
     config = config or relevance_config()
-    if config.threads:
-        torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    rng = seeded(config)
     mirror = mirror or default_mirror()
     if mirror is None:
         raise InputError("no data mirror found (../shared/data or MEDCITE_MIRROR)")
