@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from pipeline.errors import ChecksumError, CorpusError, InputError
 from pipeline.resources import checkout_root, corpus_dir
 from pipeline.settings import CorpusSettings
+from pipeline.text import sentences
 from pipeline.types import KINDS
 
 log = logging.getLogger(__name__)
@@ -351,8 +352,63 @@ def _pmid(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+_TAG = re.compile(r"</?(?:b|i|u|em|strong|sup|sub|br)\s*/?>", re.I)
+
+
+def _untag(text: str) -> str:
+    """Snippet text without the inline HTML some BioASQ snippets carry ("<b>RESULTS</b>:", "<br>")."""
+    return _TAG.sub(lambda m: " " if m.group(0).lower().startswith("<br") else "", text)
+
+
+def merge_spans(spans: list[tuple[int, int, str]]) -> list[str]:
+    """Texts of one abstract's snippets, overlapping snippets joined and no sentence twice.
+
+    ``spans`` are (begin, end, text) offsets into the abstract. Two snippets whose spans overlap are joined when
+    their texts agree on the overlap (BioASQ's offsets come from more than one version of some abstracts, and
+    there they do not). A snippet whose text is not ``end - begin`` characters long is its own part. Then, in
+    text order, a sentence already stated (compared by letters and digits only, so "pain , shock" is "pain,
+    shock"), or contained in one already stated, is dropped; a sentence that contains an earlier one replaces it.
+    """
+    exact = sorted((b, e, t) for b, e, t in spans if e - b == len(t) and e > b)
+    merged: list[list[Any]] = []  # [begin, end, text]
+    for b, e, t in exact:
+        last = merged[-1] if merged else None
+        if last is not None and b <= last[1] and last[2][b - last[0] :] == t[: last[1] - b]:
+            if e > last[1]:
+                last[2] += t[last[1] - b :]
+                last[1] = e
+        else:
+            merged.append([b, e, t])
+    parts = [(b, t) for b, _, t in merged]
+    parts += [(b, t) for b, e, t in spans if not (e - b == len(t) and e > b)]
+    kept: list[list[str]] = []  # sentences of each part
+    seen: list[tuple[str, int, int]] = []  # (key, part, sentence) of every sentence kept
+    for _, text in sorted(parts, key=lambda x: x[0]):
+        kept.append([])
+        for sent in sentences(re.sub(r"\s+", " ", _untag(text)).strip()):
+            key = re.sub(r"[^a-z0-9]", "", sent.lower())
+            if not key or any(key in k for k, _, _ in seen):
+                continue
+            inside = [i for i, (k, _, _) in enumerate(seen) if k in key]
+            if inside:  # the longer sentence takes the place of the first it contains; the others go
+                _, part, at = seen[inside[0]]
+                kept[part][at] = sent
+                seen[inside[0]] = (key, part, at)
+                for i in reversed(inside[1:]):
+                    _, p2, a2 = seen.pop(i)
+                    kept[p2][a2] = ""
+                continue
+            seen.append((key, len(kept) - 1, len(kept[-1])))
+            kept[-1].append(sent)
+    return [" ".join(s for s in part if s) for part in kept if any(part)]
+
+
 def bioasq_records(files: list[bytes], questions_matching: str | None = None) -> list[dict[str, Any]]:
-    """BioASQ gold snippets grouped by PMID into research records (title snippet as the title)."""
+    """BioASQ gold snippets grouped by PMID into research records (title snippet as the title).
+
+    Snippets of one abstract that overlap (several questions often quote the same sentences, cut at different
+    places) are joined by their offsets, so no sentence is stated twice or spliced into another.
+    """
     pat = re.compile(questions_matching, re.I) if questions_matching else None
     docs: dict[str, dict[str, Any]] = {}
     for data in files:
@@ -360,18 +416,19 @@ def bioasq_records(files: list[bytes], questions_matching: str | None = None) ->
             if pat and not pat.search(q["body"]):
                 continue
             for sn in q.get("snippets", []):
-                d = docs.setdefault(_pmid(sn["document"]), {"title": "", "abstract": {}})
-                text = re.sub(r"\s+", " ", sn["text"]).strip()
+                d = docs.setdefault(_pmid(sn["document"]), {"title": "", "spans": set()})
                 if sn.get("beginSection") == "title":
-                    d["title"] = d["title"] or text
-                elif text:
-                    d["abstract"].setdefault(text, sn.get("offsetInBeginSection", 0))
+                    d["title"] = d["title"] or re.sub(r"\s+", " ", _untag(sn["text"])).strip()
+                elif sn["text"].strip():
+                    begin = int(sn.get("offsetInBeginSection") or 0)
+                    end = (
+                        int(sn.get("offsetInEndSection") or 0) if sn.get("endSection") == sn.get("beginSection") else -1
+                    )
+                    d["spans"].add((begin, end, sn["text"]))
     recs = []
     for pmid in sorted(docs, key=lambda p: (len(p), p)):
         d = docs[pmid]
-        parts = [t for t, _ in sorted(d["abstract"].items(), key=lambda x: x[1])]
-        # Drop snippets contained in a longer one from the same document.
-        parts = [p for p in parts if not any(p != o and p in o for o in parts)]
+        parts = merge_spans(sorted(d["spans"]))
         if not parts and not d["title"]:
             continue
         title = d["title"] or (parts[0][:150] + ("…" if len(parts[0]) > 150 else ""))

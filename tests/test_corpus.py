@@ -203,3 +203,39 @@ def test_damaged_mirror_file_fails_the_checksum(mirror: Path, tmp_path: Path) ->
     (fake / "guidelines" / "pdq" / "types-colorectal-hp-colon-treatment-pdq.md").write_text("edited")
     with pytest.raises(ChecksumError, match="types-colorectal-hp-colon-treatment-pdq.md: sha256 is"):
         corpus.pull("demo", mirror=fake, settings=CorpusSettings(data_dir=tmp_path / "c"), progress=False)
+
+
+def _snippet(text: str, begin: int, section: str = "abstract") -> dict:
+    return {
+        "document": "http://www.ncbi.nlm.nih.gov/pubmed/123",
+        "text": text,
+        "beginSection": section,
+        "endSection": section,
+        "offsetInBeginSection": begin,
+        "offsetInEndSection": begin + len(text),
+    }
+
+
+def test_overlapping_bioasq_snippets_are_joined_by_offset_and_no_sentence_is_stated_twice() -> None:
+    abstract = (
+        "Adjuvant FOLFOX improves survival in stage III colon cancer (oxaliplatin). "
+        "Currently, adjuvant therapy lasts six months. Three months of CAPOX is noninferior."
+    )
+    cut = abstract.index("urrently")
+    late = abstract.index("Three")
+    questions = [
+        {"body": "q1", "snippets": [_snippet(abstract[:cut], 0), _snippet("Colon trial", 0, "title")]},
+        {"body": "q2", "snippets": [_snippet(abstract[40:late], 40)]},
+        # the same sentence again, from another version of the abstract (other offsets, inline HTML, spacing)
+        {"body": "q3", "snippets": [_snippet("<b>Three</b>  months of CAPOX is noninferior.", 900)]},
+    ]
+    (rec,) = corpus.bioasq_records([json.dumps({"questions": questions}).encode()])
+    assert rec["title"] == "Colon trial"
+    assert rec["abstract"].split("\n\n") == [abstract[:late].strip(), "Three months of CAPOX is noninferior."]
+    assert "urrently" not in rec["abstract"].replace("Currently", "")
+
+
+def test_bioasq_snippets_whose_offsets_disagree_with_their_text_are_kept_apart() -> None:
+    spans = [(0, 30, "Aspirin lowers colorectal risk."[:30]), (10, 45, "something else entirely, not aspirin.")]
+    parts = corpus.merge_spans(spans)
+    assert parts == ["Aspirin lowers colorectal risk", "something else entirely, not aspirin."]
