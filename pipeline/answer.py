@@ -8,6 +8,7 @@ section with no passage relevant enough abstains in one sentence instead of fill
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Generator as Generator_
@@ -46,6 +47,19 @@ log = logging.getLogger(__name__)
 ABSTAIN = {
     "guideline": "No guideline in the indexed corpus addresses this question.",
     "research": "No research paper in the indexed corpus addresses this question.",
+}
+# When words of the question occur in no indexed document of a kind, the section says so before anything else.
+UNMENTIONED = {
+    "guideline": "The indexed guidelines do not mention {terms}",
+    "research": "The indexed research papers do not mention {terms}",
+}
+CLOSEST = {
+    "guideline": "; the closest guidance covers {what}.",
+    "research": "; the closest papers found are cited here.",
+}
+ABSTAIN_UNMENTIONED = {
+    "guideline": ", and no guideline passage addresses this question.",
+    "research": ", and no research passage addresses this question.",
 }
 DISCLAIMER = {
     "clinician": (
@@ -305,7 +319,8 @@ def ask_stream(
             sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
             all_sources.extend(sources)
             stats.add("sources_shown", len(sources))
-        section = yield from _section(SectionRequest(question, kind, sources, audience), run, refs, stats, verify)
+        request = SectionRequest(question, kind, sources, audience, tuple(run.index.unmentioned(question, kind)))
+        section = yield from _section(request, run, refs, stats, verify)
         sections.append(section)
     follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
     yield AnswerDone(_answer(question, run, sections, refs, audience, follow_ups, stats, verify))
@@ -348,9 +363,12 @@ def _section(
     title = SECTION_TITLES[request.kind]
     yield SectionStarted(title)
     groups: list[tuple[str | None, list[Statement]]] = []
+    notice = unmentioned_notice(request)
     if request.sources:
-        for draft in run.generator.draft_section(request):
-            st = _check(draft, request.sources, refs, stats, run.settings, verify, title)
+        drafts = run.generator.draft_section(request)
+        for draft in itertools.chain([notice] if notice else [], drafts):
+            # The notice states what the index holds, not what a passage says: it is not verified against one.
+            st = _check(draft, request.sources, refs, stats, run.settings, None if draft is notice else verify, title)
             if st is None:
                 continue
             first = not groups or groups[-1][0] != draft.heading
@@ -362,11 +380,41 @@ def _section(
         section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
     else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space
         stats.add("sections_abstained")
-        abstain = Statement(ABSTAIN[request.kind])
+        abstain = Statement(abstain_text(request))
         yield ItemWritten(title, None, abstain, True)
         section = Section(title, (Group(None, (abstain,)),), abstained=True)
     yield SectionDone(section)
     return section
+
+
+def _named(words: Sequence[str]) -> str:
+    quoted = [f'"{w}"' for w in words]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def unmentioned_notice(request: SectionRequest) -> DraftItem | None:
+    """The section's first statement when words of the question occur in no indexed document of its kind.
+
+    It names the words and what the closest sources shown cover (their top-level headings), citing them, so a
+    reader sees at once that the answer is about something near the question, not the question itself.
+    """
+    if not request.unmentioned or not request.sources:
+        return None
+    text = UNMENTIONED[request.kind].format(terms=_named(request.unmentioned))
+    shown: dict[str, int] = {}
+    for s in request.sources:
+        what = s.hit.chunk.heading.split(" > ", 1)[0].strip() or s.hit.document.title
+        if len(shown) < 2:
+            shown.setdefault(what, s.n)
+    what = " and ".join(f'"{w}"' for w in shown)
+    return DraftItem(None, text + CLOSEST[request.kind].format(what=what), tuple(shown.values()))
+
+
+def abstain_text(request: SectionRequest) -> str:
+    """The one sentence of an abstaining section; it names the question's words that no document of its kind has."""
+    if not request.unmentioned:
+        return ABSTAIN[request.kind]
+    return UNMENTIONED[request.kind].format(terms=_named(request.unmentioned)) + ABSTAIN_UNMENTIONED[request.kind]
 
 
 def cited_texts(hits: Sequence[Hit]) -> list[str]:

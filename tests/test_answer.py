@@ -18,7 +18,7 @@ from pipeline.generate import (
 )
 from pipeline.render import MarkdownStream, to_html, to_markdown
 from pipeline.types import Block, Document, ItemWritten, from_dict, to_dict
-from tests.fakes import ScriptedBackend, hashed_index
+from tests.fakes import KeywordJudge, ScriptedBackend, hashed_index
 
 SETTINGS = Settings.preset(
     "test", answer={"min_relevance": 0.2, "min_source_score": 0.0, "k_guideline": 3, "k_research": 3}
@@ -185,8 +185,56 @@ def test_section_abstains_when_nothing_is_relevant(index) -> None:  # type: igno
     answer = ask(
         "zebra giraffe quantum", index, generator=LLMGenerator(ScriptedBackend([]), name="s"), settings=settings
     )
-    assert [s.groups[0].items[0].text for s in answer.sections] == [ABSTAIN["guideline"], ABSTAIN["research"]]
+    assert [s.groups[0].items[0].text for s in answer.sections] == [
+        'The indexed guidelines do not mention "zebra", "giraffe" or "quantum", and no guideline passage addresses '
+        "this question.",
+        'The indexed research papers do not mention "zebra", "giraffe" or "quantum", and no research passage '
+        "addresses this question.",
+    ]
     assert answer.stats["sections_abstained"] == 2 and answer.follow_ups == ()
+
+
+def test_a_section_whose_words_the_index_has_abstains_in_the_plain_sentence(index) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.preset("test", answer={**SETTINGS.answer.model_dump(), "min_relevance": 0.99})
+    answer = ask(
+        "colorectal cancer treatment", index, generator=LLMGenerator(ScriptedBackend([]), name="s"), settings=settings
+    )
+    assert [s.groups[0].items[0].text for s in answer.sections] == [ABSTAIN["guideline"], ABSTAIN["research"]]
+
+
+def test_index_reports_the_question_words_no_document_of_a_kind_contains(index) -> None:  # type: ignore[no-untyped-def]
+    # Stems are compared: "oligoprogression" is mentioned by "oligoprogressive"; question words and numbers never count.
+    assert index.unmentioned("What treats oligoprogression of colorectal cancer in 2024?", "guideline") == []
+    assert index.unmentioned("What is the SBRT dose for pancreatic cancer?", "guideline") == [
+        "SBRT",
+        "dose",
+        "pancreatic",
+    ]
+    assert index.unmentioned("What is the SBRT dose for pancreatic cancer?", "research") == ["dose", "pancreatic"]
+    assert index.unmentioned("Pancreatic pancreatic", None) == ["Pancreatic"]
+
+
+def test_a_section_first_says_which_words_of_the_question_no_guideline_mentions(index) -> None:  # type: ignore[no-untyped-def]
+    reply = json.dumps({"lead": [{"text": "FOLFOX treats metastatic disease.", "cite": [1]}], "groups": []})
+    backend = ScriptedBackend([reply, json.dumps({"groups": []}), "{}"])
+    judge = KeywordJudge()
+    answer = ask(
+        "Which FOLFOX dose treats pancreatic colorectal cancer?",
+        index,
+        generator=LLMGenerator(backend, name="s"),
+        settings=SETTINGS,
+        verifier=judge,
+    )
+    lead = answer.sections[0].groups[0]
+    assert lead.heading is None
+    first = lead.items[0]
+    assert first.text.startswith(
+        'The indexed guidelines do not mention "dose" or "pancreatic"; the closest guidance covers "'
+    )
+    assert first.citations and all(1 <= n <= len(answer.references) for n in first.citations)
+    # The notice is about the index, not a claim of its passages: the judge never reads it, and it stays.
+    assert all(not claim.startswith("The indexed") for claim, _ in judge.seen)
+    assert judge.seen, "the generated statement was judged"
 
 
 def test_extractive_generator_cites_every_sentence_from_its_own_kind(index, splitter) -> None:  # type: ignore[no-untyped-def]

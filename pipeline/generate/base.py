@@ -29,6 +29,7 @@ class SectionRequest:
     kind: Kind
     sources: tuple[Source, ...]
     audience: Audience = "clinician"
+    unmentioned: tuple[str, ...] = ()  # words of the question that no indexed document of this kind contains
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ kind is a contiguous id range that FAISS and BM25 can filter without over-fetchi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from pipeline.embed import Embedder, default_embedder
 from pipeline.errors import IndexError_, IndexMismatchError, InputError
 from pipeline.index.bm25 import bm25_tokenize, load_bm25
+from pipeline.text import STOP_WORDS
 from pipeline.index.checks import (
     CHUNK_FIELDS,
     DOCUMENT_FIELDS,
@@ -110,6 +112,29 @@ class Index:
         vec = self.query_embedder().encode([query])[0]
         rows = [self._row_of[c] for c in chunk_ids]
         return np.asarray(self.embeddings[rows], dtype=np.float32) @ vec if rows else np.zeros(0, dtype=np.float32)
+
+    def unmentioned(self, question: str, kind: Kind | None = None) -> list[str]:
+        """The words of ``question`` that no chunk of ``kind`` (all chunks when None) mentions, in question order.
+
+        Words are compared as the lexical index sees them (lower case, English stop words dropped, Snowball
+        stems, titles and headings included), so "oligoprogressive" is mentioned by a chunk that says
+        "oligoprogression". Numbers, one-letter words and question words ("what", "should") are never reported. A word in this list is one the
+        indexed documents of that kind do not contain at all, which an answer can state as a fact.
+        """
+        lo, hi = self._rows(kind)
+        bm25 = self._bm25_index()
+        indptr, indices = np.asarray(bm25.scores["indptr"]), np.asarray(bm25.scores["indices"])
+        words = [w for w in re.findall(r"(?u)\b\w\w+\b", question) if not w.isdigit() and w.lower() not in STOP_WORDS]
+        stems = bm25_tokenize(words, ids=False) if words else []
+        out: list[str] = []
+        for word, toks in zip(words, stems, strict=True):
+            if not toks or word.lower() in (o.lower() for o in out):
+                continue
+            t = bm25.vocab_dict.get(toks[0])
+            rows = indices[indptr[t] : indptr[t + 1]] if t is not None else indices[:0]
+            if not ((rows >= lo) & (rows < hi)).any():
+                out.append(word)
+        return out
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """The chunks of one document, in reading order (none for an unknown id)."""
