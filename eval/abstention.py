@@ -10,6 +10,14 @@ research sections that abstained, and lists the questions on the wrong side of t
     python -m eval.abstention --index indexes/demo
     python -m eval.abstention --index indexes/demo --limit 10 --json runs/abstention.json
     MEDCITE_ANSWER__MIN_RELEVANCE=0.45 python -m eval.abstention --index indexes/demo
+    python -m eval.abstention --scores            # choose thresholds on the tune half, report the held-out half
+
+Every question belongs to a fixed half, ``tune`` or ``heldout`` (a hash of its id, as ``eval.retrieval`` splits
+BioASQ). ``--scores`` writes no answers: per question it takes the guideline candidates ``ask`` would re-score and
+records the best cosine and the best P(answers) of the relevance model among them; for each signal it reports the
+AUROC of answer against abstain, the threshold with the best balanced accuracy on the tune half, and the shares
+that abstain and answer on the held-out half at that threshold. Thresholds for the settings are chosen this way,
+never on the held-out half.
 
 Only the guideline section is held to a side: for an "abstain" question the research section may still find a
 PubMedQA abstract on the topic. The exit code is 0 whatever the shares are (2 when the index cannot be opened).
@@ -27,7 +35,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 import pipeline
+from eval.calibrate import auroc, choose_threshold
+from eval.retrieval import half
+from pipeline.relevance import RelevanceModel
 from pipeline.types import GUIDELINES_TITLE, RESEARCH_TITLE, Answer, Section
 
 log = logging.getLogger("eval.abstention")
@@ -99,6 +112,18 @@ def load_questions(path: Path = QUESTIONS) -> list[Question]:
         seen.add(row["id"])
         out.append(Question(**{f: row[f] for f in FIELDS}))
     return out
+
+
+def split_of(question: Question) -> str:
+    """``"tune"`` or ``"heldout"``: the fixed half a question belongs to."""
+    return half(f"abstention:{question.id}")
+
+
+def of_split(questions: Sequence[Question], split: str) -> list[Question]:
+    """The questions of one half (``tune`` or ``heldout``), or all of them (``all``)."""
+    if split not in ("tune", "heldout", "all"):
+        raise ValueError(f"split is {split!r}; choose tune, heldout or all")
+    return [q for q in questions if split == "all" or split_of(q) == split]
 
 
 def first_per_group(questions: Sequence[Question], limit: int | None) -> list[Question]:
@@ -198,6 +223,73 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
     return out
 
 
+# --------------------------------------------------------------------------- thresholds (--scores)
+
+SIGNALS = ("cosine", "relevance")
+
+
+def best_scores(
+    questions: Sequence[Question],
+    index: pipeline.Index,
+    model: RelevanceModel | None,
+    depth: int = 40,
+    kind: str = "guideline",
+) -> list[dict[str, Any]]:
+    """Per question: the best cosine and (with ``model``) the best P(answers) among its top ``depth`` hybrid hits of
+    ``kind``, with the passage that scored best; what a section's abstention is decided on."""
+    texts = [q.question for q in questions]
+    rows = []
+    for q, hits in zip(questions, index.search_many(texts, depth, kind=kind), strict=True):
+        row: dict[str, Any] = {"id": q.id, "expect": q.expect, "split": split_of(q)}
+        if hits:
+            cos = index.similarity(q.question, [h.chunk.id for h in hits])
+            row["cosine"] = float(cos.max())
+            if model is not None:
+                rel = model.relevance(q.question, hits)
+                row["relevance"] = float(rel.max())
+                row["best_passage"] = hits[int(rel.argmax())].chunk.embedding_text()[:160]
+        rows.append(row)
+    return rows
+
+
+def thresholds(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per signal: AUROC (answer vs abstain, all questions), the threshold chosen on the tune half, and at that
+    threshold the held-out shares of "abstain" questions that abstain and "answer" questions that answer."""
+    out: dict[str, dict[str, float]] = {}
+    for signal in SIGNALS:
+        have = [r for r in rows if signal in r]
+        if not have:
+            continue
+        tune = [r for r in have if r["split"] == "tune"]
+        held = [r for r in have if r["split"] == "heldout"]
+        y = np.array([r["expect"] == "answer" for r in have], dtype=int)
+        t = choose_threshold([r["expect"] == "answer" for r in tune], [r[signal] for r in tune])
+        abstain = [r[signal] < t for r in held if r["expect"] == "abstain"]
+        answer = [r[signal] >= t for r in held if r["expect"] == "answer"]
+        out[signal] = {
+            "auroc": auroc(y, [r[signal] for r in have]),
+            "threshold": float(t),
+            "heldout_abstain_share": float(np.mean(abstain)) if abstain else float("nan"),
+            "heldout_answer_share": float(np.mean(answer)) if answer else float("nan"),
+            "heldout_questions": len(held),
+        }
+    return out
+
+
+def thresholds_report(table: dict[str, dict[str, float]]) -> str:
+    head = f"{'signal':<10}{'AUROC':>8}{'threshold (tune)':>18}{'held-out abstain':>18}{'held-out answer':>17}"
+    lines = [head]
+    for signal, m in table.items():
+        lines.append(
+            f"{signal:<10}{m['auroc']:>8.3f}{m['threshold']:>18.3f}{m['heldout_abstain_share']:>18.1%}"
+            f"{m['heldout_answer_share']:>17.1%}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the report
+
+
 def report(outcomes: Sequence[Outcome]) -> str:
     """The table of :func:`summarise` and the questions whose guideline section is on the wrong side."""
     cols = ("questions", "guideline abstained", "research abstained", "expected side", "s/question")
@@ -235,16 +327,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--preset", default="default", help="settings preset; MEDCITE_* variables override it")
     ap.add_argument("--questions", type=Path, default=QUESTIONS, help="question file (default: the bundled set)")
     ap.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each group")
+    ap.add_argument("--split", default="all", choices=("tune", "heldout", "all"), help="which half to ask")
+    ap.add_argument("--scores", action="store_true", help="choose thresholds on the tune half (no answers written)")
     ap.add_argument("--json", type=Path, default=None, dest="json_path", help="also write the results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in ("eval", "pipeline"):  # not third-party INFO noise
         logging.getLogger(name).setLevel(logging.INFO)
 
-    questions = first_per_group(load_questions(args.questions), args.limit)
+    questions = first_per_group(of_split(load_questions(args.questions), args.split), args.limit)
     settings = pipeline.Settings.preset(args.preset)
     try:
         index = pipeline.open_index(args.index, settings=settings)
+        if args.scores:
+            return _scores(questions, index, settings, args.json_path)
         generator = pipeline.make_generator(args.generator, settings, index)
     except pipeline.PipelineError as e:  # no index there yet, other settings, an unknown generator
         ap.error(f"{e} (the demo index: medcite index build --corpus demo)")
@@ -265,6 +361,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def _scores(
+    questions: Sequence[Question], index: pipeline.Index, settings: pipeline.Settings, json_path: Path | None
+) -> int:
+    model = RelevanceModel(settings.rerank.path) if settings.rerank.path else RelevanceModel()
+    rows = best_scores(questions, index, model, settings.rerank.candidates)
+    table = thresholds(rows)
+    print(f"index {index.id}: {len(rows)} questions, the best of {settings.rerank.candidates} guideline candidates")
+    print(thresholds_report(table))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"index": index.id, "thresholds": table, "questions": rows}
+        json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 

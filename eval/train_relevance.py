@@ -14,6 +14,16 @@ from the mirror and the BioASQ index, seeded, with the same loop as the claim ch
 - PubMedQA (1,000 expert-labelled abstracts): a question against its own abstract's conclusion answers it;
   against the conclusion of the abstract that shares most words with it (another study), it does not.
 
+- Guideline prose, the PDQ summaries of the demo index (``--guidelines``): a question made from a section's
+  headings ("Treatment of Stage IV and Recurrent Colon Cancer > Local therapy" asks "What is the role of local
+  therapy in stage IV and recurrent colon cancer?") against a passage of that section, and against the passages
+  of other sections that hybrid search ranks highest for it ("Incidence and Mortality", "Latest Updates").
+  Sections that a question of ``eval/data/abstention.jsonl`` is about, and SIGN 155, the CMS measures and the
+  USPSTF statement (which that set asks about), are left out, so the abstention figures stay held out.
+- Off-topic questions against guideline prose: MEDIQA and BioASQ ``tune`` questions about neither cancer nor
+  headache, against the guideline passages hybrid search ranks highest for them, do not answer (what a
+  guideline section must abstain on).
+
 A pair is read as (question, passage window): :func:`pipeline.crossencoder.best_window` picks the window
 that shares most content words with the question, as the relevance model does when it scores.
 """
@@ -51,6 +61,7 @@ log = logging.getLogger("eval.train_relevance")
 
 DEV_PERMILLE = 100
 NEGATIVE_DEPTH = 30  # hybrid ranks a hard negative is drawn from
+ABSTENTION = Path(__file__).parent / "data" / "abstention.jsonl"
 
 
 def relevance_config(**changes: Any) -> TrainConfig:
@@ -143,6 +154,102 @@ def pubmedqa_pairs(path: Path) -> tuple[list[Example], list[Example]]:
     return train, dev
 
 
+def _lower(text: str) -> str:
+    """Title case to sentence case, acronyms and stage numerals kept: "Stage IV NSCLC Options" -> "stage IV NSCLC
+    options"."""
+    return " ".join(w if w.isupper() or any(ch.isdigit() for ch in w) else w.lower() for w in text.split())
+
+
+def _topic(heading: str) -> str:
+    """ "Treatment of Stage IV and Recurrent Colon Cancer" -> "stage IV and recurrent colon cancer"."""
+    for prefix in ("Treatment Option Overview for ", "Treatment Options for ", "Treatment of ", "Treatment for "):
+        if heading.startswith(prefix):
+            return _lower(heading[len(prefix) :])
+    return ""
+
+
+def heading_question(title: str, heading: str) -> str | None:
+    """A clinician's question that a guideline section answers, made from its heading path; None for sections
+    that answer no clinical question (references, updates, summary information)."""
+    parts = [p.strip() for p in heading.split(" > ") if p.strip()]
+    if not parts or re.search(r"Latest Updates|About This PDQ|References|Summary Information|Changes to", parts[0]):
+        return None
+    top, leaf = parts[0], parts[-1]
+    topic = _topic(top)
+    subject = re.sub(r"\s*\(PDQ®\)|\s*-\s*NCI$|\s+Treatment$", "", title).strip()
+    if topic and len(parts) == 1:
+        return f"What is the treatment for {topic}?"
+    if topic and _topic(leaf):
+        return f"What are the treatment options for {_topic(leaf)}?"
+    if topic:
+        return f"What is the role of {_lower(leaf)} in {topic}?"
+    return f"What is known about {_lower(leaf)} in {_lower(subject)}?"
+
+
+def _held_out_headings(path: Path) -> set[str]:
+    """Top-level headings that a question of the abstention set is about (its ``why`` names them)."""
+    out: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            for h in re.findall(r"heading '([^']+)'", json.loads(line)["why"]):
+                out.add(h.split(" > ")[0].strip().lower())
+    return out
+
+
+def guideline_pairs(
+    index: Index, held_out: set[str], *, per_section: int = 1, seed: int = 0, limit: int | None = 900
+) -> tuple[list[Example], list[Example]]:
+    """(train, dev) pairs from the PDQ summaries of ``index`` (see the module docs)."""
+    rng = random.Random(seed)
+    lo, hi = index.ranges["guideline"]
+    sections: dict[tuple[str, str], list[Any]] = {}
+    for c in index.chunks[lo:hi]:
+        doc = index.documents[c.doc_id]
+        if "cancer.gov" not in (doc.url or "") or c.heading.split(" > ")[0].strip().lower() in held_out:
+            continue
+        q = heading_question(doc.title, c.heading)
+        if q:
+            sections.setdefault((c.doc_id, q), []).append(c)
+    keys = sorted(sections)
+    rng.shuffle(keys)
+    keys = keys[:limit]
+    results = index.search_many([q for _, q in keys], NEGATIVE_DEPTH, kind="guideline")
+    train: list[Example] = []
+    dev: list[Example] = []
+    for (doc_id, q), hits in zip(keys, results, strict=True):
+        own = sections[(doc_id, q)]
+        top = own[0].heading.split(" > ")[0]
+        neg = [h.chunk for h in hits if h.chunk.heading.split(" > ")[0] != top]
+        if not neg:
+            continue
+        out = dev if _dev(f"guideline:{doc_id}:{q}") else train
+        for c in rng.sample(own, min(per_section, len(own))):
+            # Half the positives without their title and heading line: the passage itself must answer.
+            out.append(Example(q, c.embedding_text() if rng.random() < 0.5 else c.text, 1, "guideline"))
+        out.extend(Example(q, c.embedding_text(), 0, "guideline") for c in neg[:2])
+    return train, dev
+
+
+_OFF_TOPIC_EXCLUDE = re.compile(r"migraine|headache|\bpain\b|nausea|vomit|fatigue|screen", re.I)
+
+
+def off_topic_pairs(
+    index: Index, questions: Sequence[str], *, per_question: int = 2, limit: int = 700
+) -> tuple[list[Example], list[Example]]:
+    """(train, dev): questions on neither cancer nor the demo's other topics against the guideline passages ranked
+    highest for them, which do not answer them."""
+    from eval.questions import CANCER
+
+    picked = [q for q in dict.fromkeys(questions) if not CANCER.search(q) and not _OFF_TOPIC_EXCLUDE.search(q)]
+    picked = picked[:limit]
+    train: list[Example] = []
+    dev: list[Example] = []
+    for q, hits in zip(picked, index.search_many(picked, per_question, kind="guideline"), strict=True):
+        out = dev if _dev(f"off-topic:{q}") else train
+        out.extend(Example(q, h.chunk.embedding_text(), 0, "off-topic") for h in hits[:per_question])
+    return train, dev
+
+
 def _dev_auroc(model: RelevanceModel, dev: Sequence[Example]) -> dict[str, float]:
     out: dict[str, float] = {}
     for source in sorted({e.source for e in dev}):
@@ -162,8 +269,12 @@ def train(
     mirror: Path | None = None,
     config: TrainConfig | None = None,
     bioasq_limit: int | None = None,
+    guidelines: Path | None = None,
 ) -> dict[str, Any]:
-    """Train the relevance model into ``out`` (``checker.json`` + ``model.safetensors``); returns its record."""
+    """Train the relevance model into ``out`` (``checker.json`` + ``model.safetensors``); returns its record.
+
+    ``guidelines``: an index with the PDQ summaries (``indexes/demo``) for the guideline and off-topic pairs.
+    """
     import torch
 
     config = config or relevance_config()
@@ -178,6 +289,11 @@ def train(
         mediqa_pairs(mirror / "research" / "mediqa"),
         pubmedqa_pairs(mirror / "research" / "pubmedqa" / "ori_pqal.json"),
     ]
+    if guidelines is not None:
+        gx = open_index(guidelines)
+        parts.append(guideline_pairs(gx, _held_out_headings(ABSTENTION), seed=config.seed))
+        asked = [e.claim for e in parts[1][0]] + [e.claim for e in parts[0][0] if e.source == "bioasq"]
+        parts.append(off_topic_pairs(gx, asked))
     train_set = [e for t, _ in parts for e in t]
     dev_set = [e for _, d in parts for e in d]
     log.info("pairs: %d train, %d dev; %s", len(train_set), len(dev_set), dict(Counter(e.source for e in train_set)))
@@ -200,6 +316,7 @@ def train(
         "pairs": dict(Counter(e.source for e in train_set)),
         "dev_pairs": dict(Counter(e.source for e in dev_set)),
         "index": ix.id,
+        "guideline_index": None if guidelines is None else open_index(guidelines).id,
         "epochs": fitted.epochs,
         "kept_epoch": fitted.kept_epoch,
         "steps": fitted.steps,
@@ -223,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--frozen-layers", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=224)
+    ap.add_argument(
+        "--guidelines", type=Path, default=None, help="index with the PDQ summaries (indexes/demo) for guideline pairs"
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--bioasq-limit", type=int, default=None, help="use only the first N tune questions")
@@ -237,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frozen_layers=args.frozen_layers,
         max_length=args.max_length,
     )
-    record = train(args.out, args.index, config=config, bioasq_limit=args.bioasq_limit)
+    record = train(args.out, args.index, config=config, bioasq_limit=args.bioasq_limit, guidelines=args.guidelines)
     print(json.dumps({k: record[k] for k in ("pairs", "dev_pairs", "kept_epoch", "steps", "dev")}, indent=2))
     print(f"trained in {time.perf_counter() - t0:.0f} s; weights in {args.out}")
     return 0

@@ -166,3 +166,41 @@ def test_json_payload_has_one_row_per_question(outcomes: list[Outcome]) -> None:
         "wrong_side": True,
     }
     json.dumps(payload)  # serialisable as it is
+
+
+# --------------------------------------------------------------------------- thresholds on the tune half
+
+
+def test_the_halves_are_fixed_disjoint_and_both_hold_each_group() -> None:
+    from eval.abstention import of_split, split_of
+
+    questions = load_questions()
+    tune, held = of_split(questions, "tune"), of_split(questions, "heldout")
+    assert len(tune) + len(held) == len(questions) and not {q.id for q in tune} & {q.id for q in held}
+    assert all(split_of(q) == "tune" for q in tune)
+    for part in (tune, held):
+        assert {q.expect for q in part} == {"abstain", "answer"}
+    with pytest.raises(ValueError, match="split is 'dev'"):
+        of_split(questions, "dev")
+
+
+def test_thresholds_are_chosen_on_the_tune_half_and_reported_on_the_other() -> None:
+    from eval.abstention import thresholds
+
+    rows = [
+        {"expect": "answer", "split": "tune", "cosine": 0.8},
+        {"expect": "answer", "split": "tune", "cosine": 0.6},
+        {"expect": "abstain", "split": "tune", "cosine": 0.4},
+        {"expect": "abstain", "split": "tune", "cosine": 0.2},
+        # held out: one "answer" question under the tuned threshold, one "abstain" question over it
+        {"expect": "answer", "split": "heldout", "cosine": 0.9},
+        {"expect": "answer", "split": "heldout", "cosine": 0.45},
+        {"expect": "abstain", "split": "heldout", "cosine": 0.1},
+        {"expect": "abstain", "split": "heldout", "cosine": 0.3},
+        {"expect": "abstain", "split": "heldout", "cosine": 0.7},
+    ]
+    t = thresholds(rows)["cosine"]
+    assert 0.4 < t["threshold"] <= 0.6  # between the tune groups, whatever the held-out rows say
+    assert t["heldout_answer_share"] == pytest.approx(0.5 if t["threshold"] > 0.45 else 1.0)
+    assert t["heldout_abstain_share"] == pytest.approx(2 / 3)
+    assert "relevance" not in thresholds(rows)

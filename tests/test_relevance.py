@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eval.train_relevance import mediqa_pairs, pubmedqa_pairs
+from eval.train_relevance import _held_out_headings, heading_question, mediqa_pairs, pubmedqa_pairs
 from pipeline.answer import AskOptions, depths, prepare, select_sources
 from pipeline.index import rrf
 from pipeline.relevance import WEIGHTS, RelevanceModel, rerank
@@ -84,6 +84,26 @@ def test_training_pairs_from_mediqa_and_pubmedqa(mirror: Path) -> None:
     assert len(train) + len(dev) == 2000
     assert sum(e.label for e in train) * 2 == len(train), "each question: its own conclusion and another's"
     assert all(a.claim == b.claim and a.passage != b.passage for a, b in zip(train[::2], train[1::2], strict=True))
+
+
+def test_guideline_questions_come_from_section_headings() -> None:
+    title = "Colon Cancer Treatment (PDQ®) - NCI"
+    assert heading_question(title, "Treatment of Stage IV and Recurrent Colon Cancer") == (
+        "What is the treatment for stage IV and recurrent colon cancer?"
+    )
+    assert heading_question(title, "Treatment of Stage IV and Recurrent Colon Cancer > Local Therapy") == (
+        "What is the role of local therapy in stage IV and recurrent colon cancer?"
+    )
+    assert heading_question(title, "General Information About Colon Cancer > Incidence and Mortality") == (
+        "What is known about incidence and mortality in colon cancer treatment?"
+    )
+    assert heading_question(title, "Latest Updates to This Summary (02/12/2025)") is None
+    assert heading_question(title, "") is None
+
+
+def test_sections_the_abstention_set_asks_about_are_kept_out_of_training() -> None:
+    held = _held_out_headings(Path(__file__).parents[1] / "eval" / "data" / "abstention.jsonl")
+    assert "treatment of stage iv and recurrent colon cancer" in held and len(held) >= 30
 
 
 @pytest.mark.slow
