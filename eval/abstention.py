@@ -14,7 +14,8 @@ research sections that abstained, and lists the questions on the wrong side of t
 
 Every question belongs to a fixed half, ``tune`` or ``heldout`` (a hash of its id, as ``eval.retrieval`` splits
 BioASQ). ``--scores`` writes no answers: per question it takes the guideline candidates ``ask`` would re-score and
-records the best cosine and the best P(answers) of the relevance model among them; for each signal it reports the
+records the best cosine (as ``ask`` computes it, over the section's first ``k`` hybrid hits) and the best
+P(answers) of the relevance model among them; for each signal it reports the
 AUROC of answer against abstain, the threshold with the best balanced accuracy on the tune half, and the shares
 that abstain and answer on the held-out half at that threshold. Thresholds for the settings are chosen this way,
 never on the held-out half.
@@ -40,6 +41,7 @@ import numpy as np
 import pipeline
 from eval.calibrate import auroc, choose_threshold
 from eval.retrieval import half
+from pipeline.answer import Prepared, prepare, quotas, select_sources
 from pipeline.relevance import RelevanceModel
 from pipeline.types import GUIDELINES_TITLE, RESEARCH_TITLE, Answer, Section
 
@@ -170,7 +172,7 @@ def outcome(question: Question, answer: Answer, seconds: float) -> Outcome:
 def measure(
     questions: Iterable[Question],
     index: pipeline.Index,
-    options: pipeline.AskOptions | None = None,
+    options: pipeline.AskOptions | Prepared | None = None,
     **changes: Any,
 ) -> list[Outcome]:
     """Ask every question of ``index`` and record which sections abstained.
@@ -232,18 +234,20 @@ def best_scores(
     questions: Sequence[Question],
     index: pipeline.Index,
     model: RelevanceModel | None,
-    depth: int = 40,
+    settings: pipeline.Settings,
     kind: str = "guideline",
 ) -> list[dict[str, Any]]:
-    """Per question: the best cosine and (with ``model``) the best P(answers) among its top ``depth`` hybrid hits of
-    ``kind``, with the passage that scored best; what a section's abstention is decided on."""
+    """Per question, what a section's abstention is decided on: the best cosine as ``ask`` computes it (over the
+    section's first ``k`` hybrid hits, :func:`pipeline.answer.select_sources`) and, with ``model``, the best
+    P(answers) among the ``rerank.candidates`` hybrid hits, with the passage that scored best."""
+    k = quotas(settings)[kind]  # type: ignore[index]
+    depth = settings.rerank.candidates
     texts = [q.question for q in questions]
     rows = []
-    for q, hits in zip(questions, index.search_many(texts, depth, kind=kind), strict=True):
+    for q, hits in zip(questions, index.search_many(texts, depth, kind=kind), strict=True):  # type: ignore[arg-type]
         row: dict[str, Any] = {"id": q.id, "expect": q.expect, "split": split_of(q)}
         if hits:
-            cos = index.similarity(q.question, [h.chunk.id for h in hits])
-            row["cosine"] = float(cos.max())
+            row["cosine"] = select_sources(index, q.question, kind, k, settings, retrieved=hits[:k])[1]  # type: ignore[arg-type]
             if model is not None:
                 rel = model.relevance(q.question, hits)
                 row["relevance"] = float(rel.max())
@@ -344,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         generator = pipeline.make_generator(args.generator, settings, index)
     except pipeline.PipelineError as e:  # no index there yet, other settings, an unknown generator
         ap.error(f"{e} (the demo index: medcite index build --corpus demo)")
-    outcomes = measure(questions, index, generator=generator, settings=settings)
+    # Prepared once: the models (and the relevance model, when switched on) load once, not once per question.
+    outcomes = measure(questions, index, prepare(pipeline.AskOptions(generator=generator, settings=settings), index))
     print(f"index {index.id} ({args.index}), generator {generator.name}, questions {args.questions}")
     print(report(outcomes))
     if args.json_path is not None:
@@ -368,7 +373,7 @@ def _scores(
     questions: Sequence[Question], index: pipeline.Index, settings: pipeline.Settings, json_path: Path | None
 ) -> int:
     model = RelevanceModel(settings.rerank.path) if settings.rerank.path else RelevanceModel()
-    rows = best_scores(questions, index, model, settings.rerank.candidates)
+    rows = best_scores(questions, index, model, settings)
     table = thresholds(rows)
     print(f"index {index.id}: {len(rows)} questions, the best of {settings.rerank.candidates} guideline candidates")
     print(thresholds_report(table))

@@ -270,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--modes", default="dense,bm25,hybrid", help=f"comma-separated retrieval modes of {MODES}")
     ap.add_argument("--json", type=Path, default=None, dest="json_path", help="also write the results here")
     ap.add_argument("--rerank", type=Path, default=RELEVANCE_WEIGHTS, help="relevance model for hybrid+rerank")
+    ap.add_argument(
+        "--candidates", type=int, default=RERANK_CANDIDATES, help="fused chunks re-scored in hybrid+rerank (40)"
+    )
     ap.add_argument("--latency", type=int, default=50, help="queries timed one at a time per mode (0: none)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -307,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         if mode == "hybrid+rerank":
             model = RelevanceModel(args.rerank)
-            runs, seconds = rerank_documents(index, texts, model)
+            runs, seconds = rerank_documents(index, texts, model, candidates=args.candidates)
             results[mode] = score(runs, questions) | percentiles(seconds[: len(timed)] or [0.0])
             depth_used[mode] = 2 * DEPTH
         else:

@@ -8,7 +8,6 @@ section with no passage relevant enough abstains in one sentence instead of fill
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import time
 from collections.abc import Generator as Generator_
@@ -16,9 +15,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from pipeline.cite import References, parse_citations
 from pipeline.errors import InputError
-from pipeline.generate import Audience, DraftItem, Generator, SectionRequest, Source, make_generator
+from pipeline.generate import (
+    Audience,
+    DraftItem,
+    ExtractiveGenerator,
+    Generator,
+    SectionRequest,
+    Source,
+    make_generator,
+)
 from pipeline.index import Index
 from pipeline.judge import Judge, judge_from_settings
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
@@ -122,13 +131,17 @@ class Prepared:
     verify_action: Literal["drop", "mark"]
     reranker: RelevanceModel | None = None
 
-    @property
-    def min_relevance(self) -> float:
-        """The best source score under which a section abstains: P(answers) with the reranker, else cosine."""
-        if self.reranker is None:
-            return self.settings.answer.min_relevance
-        given = self.settings.rerank.min_relevance
-        return self.reranker.config.threshold if given is None else given
+    def min_relevance(self, kind: Kind) -> float:
+        """The best source score under which a section of ``kind`` abstains: P(answers) when the relevance model
+        reranks and ``rerank.abstain`` is on, else cosine (``answer.min_relevance``, or
+        ``answer.min_relevance_guideline`` for the guideline section)."""
+        if self.reranker is not None and self.settings.rerank.abstain:
+            given = self.settings.rerank.min_relevance
+            return self.reranker.config.threshold if given is None else given
+        a = self.settings.answer
+        if kind == "guideline" and a.min_relevance_guideline is not None:
+            return a.min_relevance_guideline
+        return a.min_relevance
 
 
 def prepare(options: AskOptions, index: Index) -> Prepared:
@@ -151,7 +164,11 @@ def prepare(options: AskOptions, index: Index) -> Prepared:
         verifier = judge_from_settings(settings, verifier, embedder=bound.query_embedder())
     if options.verify_action not in ("drop", "mark"):
         raise InputError(f"verify_action is {options.verify_action!r}; choose drop or mark")
-    reranker = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS) if settings.rerank.enabled else None
+    wanted = settings.rerank.enabled or settings.rerank.sentences
+    model = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS) if wanted else None
+    reranker = model if settings.rerank.enabled else None
+    if model is not None and settings.rerank.sentences and isinstance(generator, ExtractiveGenerator):
+        generator = generator if generator.scorer is not None else generator.with_scorer(model.sentences)
     return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action, reranker)
 
 
@@ -201,7 +218,8 @@ def select_sources(
     """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine.
 
     With a ``reranker`` (``Settings().rerank``), the ``rerank.candidates`` fused hits are re-scored by the
-    relevance model instead: the top ``k`` by P(answers) are kept, and the best P(answers) is returned.
+    relevance model instead and the top ``k`` kept; the best cosine returned is that of the first ``k`` hybrid
+    hits (what abstention was calibrated on), or with ``rerank.abstain`` the best P(answers).
 
     ``evidence`` (chunk ids, e.g. the passages earlier turns of a conversation cited) competes with the search
     results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
@@ -212,6 +230,7 @@ def select_sources(
         return [], -1.0
     depth = settings.rerank.candidates if reranker is not None else k
     hits = list(retrieved) if retrieved is not None else index.search(question, depth, kind=kind)
+    searched = len(hits)
     found = {h.chunk.id for h in hits}
     for cid in dict.fromkeys(evidence):
         if cid in found:
@@ -224,10 +243,15 @@ def select_sources(
             hits.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
     if not hits:
         return [], -1.0
+    sims = index.similarity(question, [h.chunk.id for h in hits])
     if reranker is not None:
         ranked = rerank(question, hits, reranker, k, fuse=settings.retrieve.rrf_k)
-        return ranked, max(h.relevance or 0.0 for h in ranked)
-    sims = index.similarity(question, [h.chunk.id for h in hits])
+        if settings.rerank.abstain:
+            return ranked, max(h.relevance or 0.0 for h in ranked)
+        # Abstention stays on cosine, over what the section would show without reranking: the first k of the
+        # hybrid order and the evidence passages.
+        looked = np.concatenate([sims[: min(k, searched)], sims[searched:]])
+        return ranked, float(looked.max())
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
     if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
         best = set(sorted(keep, key=lambda i: -sims[i])[:k])
@@ -315,7 +339,7 @@ def ask_stream(
             run.reranker,
         )
         sources: tuple[Source, ...] = ()
-        if hits and best >= run.min_relevance:
+        if hits and best >= run.min_relevance(kind):
             sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
             all_sources.extend(sources)
             stats.add("sources_shown", len(sources))
@@ -363,19 +387,24 @@ def _section(
     title = SECTION_TITLES[request.kind]
     yield SectionStarted(title)
     groups: list[tuple[str | None, list[Statement]]] = []
-    notice = unmentioned_notice(request)
     if request.sources:
-        drafts = run.generator.draft_section(request)
-        for draft in itertools.chain([notice] if notice else [], drafts):
-            # The notice states what the index holds, not what a passage says: it is not verified against one.
-            st = _check(draft, request.sources, refs, stats, run.settings, None if draft is notice else verify, title)
+        # The notice states what the index holds, not what a passage says: it is not verified against one. It
+        # is numbered first (it comes first) but shown only once a statement of the generator's follows it.
+        held = _numbered_notice(request, refs, stats, run.settings)
+        for draft in run.generator.draft_section(request):
+            st = _check(draft, request.sources, refs, stats, run.settings, verify, title)
             if st is None:
                 continue
-            first = not groups or groups[-1][0] != draft.heading
-            if first:
-                groups.append((draft.heading, []))
-            groups[-1][1].append(st)
-            yield ItemWritten(title, draft.heading, st, first)
+            for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
+                first = not groups or groups[-1][0] != heading
+                if first:
+                    groups.append((heading, []))
+                groups[-1][1].append(item)
+                yield ItemWritten(title, heading, item, first)
+            held = None
+        if held:  # nothing followed: the section abstains, and the notice's numbers are given back
+            refs.restore(held[1])
+            stats.add("statements", -1)
     if groups:
         section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
     else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space
@@ -408,6 +437,18 @@ def unmentioned_notice(request: SectionRequest) -> DraftItem | None:
             shown.setdefault(what, s.n)
     what = " and ".join(f'"{w}"' for w in shown)
     return DraftItem(None, text + CLOSEST[request.kind].format(what=what), tuple(shown.values()))
+
+
+def _numbered_notice(
+    request: SectionRequest, refs: References, stats: _Stats, settings: Settings
+) -> tuple[Statement, Any] | None:
+    """The section's :func:`unmentioned_notice`, numbered, with the numbering as it was before it."""
+    notice = unmentioned_notice(request)
+    if notice is None:
+        return None
+    saved = refs.snapshot()
+    st = _check(notice, request.sources, refs, stats, settings)
+    return (st, saved) if st is not None else None
 
 
 def abstain_text(request: SectionRequest) -> str:

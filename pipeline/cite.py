@@ -104,6 +104,14 @@ class References:
             hits.append(hit)
         return n
 
+    def snapshot(self) -> tuple[dict[str, int], dict[int, list[Hit]]]:
+        """The numbering so far, for :meth:`restore`."""
+        return dict(self._by_doc), {n: list(hs) for n, hs in self._hits.items()}
+
+    def restore(self, state: tuple[dict[str, int], dict[int, list[Hit]]]) -> None:
+        """Go back to a :meth:`snapshot`: numbers given since are free again."""
+        self._by_doc, self._hits = dict(state[0]), {n: list(hs) for n, hs in state[1].items()}
+
     def __len__(self) -> int:
         return len(self._hits)
 

@@ -8,7 +8,8 @@ against their abstracts. It reads (question, passage) and gives P(the passage an
 Uses (each switched in ``Settings().rerank``):
 
 - reranking: the fused candidates of a kind are re-scored and the best ``k`` shown to the generator;
-- abstention: a section abstains when no candidate reaches the calibrated threshold.
+- abstention: a section abstains when no candidate reaches the calibrated threshold;
+- sentence choice: the extractive generator states the sentences that answer (``rerank.sentences``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class RelevanceModel(CrossEncoder):
 
     def __init__(self, path: str | Path = WEIGHTS, *, bf16: bool | None = None, batch_size: int = 32) -> None:
         super().__init__(path, bf16=bf16, batch_size=batch_size)
+
+    def sentences(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """P(answers) of each text (a sentence with its context line): the extractive generator's sentence choice."""
+        return self.score([(question, t) for t in texts])
 
     def relevance(self, question: str, hits: Sequence[Hit]) -> np.ndarray:
         """P(answers) of each hit's passage, read with its "title — heading" context line."""

@@ -81,6 +81,10 @@ class RerankSettings(_Group):
     """The relevance model (pipeline.relevance): rerank the fused candidates, abstain when none answers."""
 
     enabled: bool = False
+    sentences: bool = False  # the extractive generator chooses its sentences by P(answers), not cosine
+    # Abstain on P(answers) (min_relevance below) instead of cosine; off: on the demo's abstention set cosine
+    # separates better (python -m eval.abstention --scores).
+    abstain: bool = False
     candidates: int = Field(default=40, ge=1, le=1000)  # fused candidates per kind that are re-scored
     # P(answers) under which no passage counts as answering; None: the model's calibrated threshold.
     min_relevance: float | None = Field(default=None, ge=0, le=1)
@@ -122,6 +126,9 @@ class AnswerSettings(_Group):
     # Cosine similarity (bundled MiniLM) between the question and a passage. A section abstains when
     # no passage reaches min_relevance; passages under min_source_score are not shown at all.
     min_relevance: float = Field(default=0.40, ge=-1, le=1)
+    # The guideline section's own threshold (None: min_relevance): chosen on the tune half of the abstention set
+    # (python -m eval.abstention --scores), where it abstains on 96 % of the held-out out-of-corpus questions.
+    min_relevance_guideline: float | None = Field(default=0.57, ge=-1, le=1)
     min_source_score: float = Field(default=0.25, ge=-1, le=1)
     max_items: int = Field(default=6, ge=1, le=20)  # statements per section (extractive)
     uncited: Literal["drop", "mark"] = "drop"  # a statement left with no valid citation
@@ -165,8 +172,13 @@ class JudgeSettings(_Group):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    # Small and fast: for tests and quick looks. Same model, so indexes stay compatible.
-    "test": {"chunk": {"max_tokens": 120, "overlap_tokens": 16, "min_body_tokens": 48}, "retrieve": {"candidates": 30}},
+    # Small and fast: for tests and quick looks. Same model, so indexes stay compatible. One cosine threshold for
+    # both sections: the guideline one is calibrated for MiniLM on the demo corpus, not for test embedders.
+    "test": {
+        "chunk": {"max_tokens": 120, "overlap_tokens": 16, "min_body_tokens": 48},
+        "retrieve": {"candidates": 30},
+        "answer": {"min_relevance_guideline": None},
+    },
 }
 
 

@@ -215,7 +215,9 @@ def test_index_reports_the_question_words_no_document_of_a_kind_contains(index) 
 
 
 def test_a_section_first_says_which_words_of_the_question_no_guideline_mentions(index) -> None:  # type: ignore[no-untyped-def]
-    reply = json.dumps({"lead": [{"text": "FOLFOX treats metastatic disease.", "cite": [1]}], "groups": []})
+    reply = json.dumps(
+        {"lead": [{"text": "FOLFOX chemotherapy treats metastatic colorectal cancer.", "cite": [1, 2]}], "groups": []}
+    )
     backend = ScriptedBackend([reply, json.dumps({"groups": []}), "{}"])
     judge = KeywordJudge()
     answer = ask(
@@ -234,6 +236,7 @@ def test_a_section_first_says_which_words_of_the_question_no_guideline_mentions(
     assert first.citations and all(1 <= n <= len(answer.references) for n in first.citations)
     # The notice is about the index, not a claim of its passages: the judge never reads it, and it stays.
     assert all(not claim.startswith("The indexed") for claim, _ in judge.seen)
+    assert [st.text for st in lead.items[1:]] == ["FOLFOX chemotherapy treats metastatic colorectal cancer."]
     assert judge.seen, "the generated statement was judged"
 
 
@@ -397,3 +400,21 @@ def test_verify_drops_or_marks_unsupported_statements(index) -> None:  # type: i
     texts = [st.text for s in marked.sections for g in s.groups for st in g.items]
     assert "Homeopathy cures colorectal cancer. (not supported by the cited passages)" in texts
     assert marked.stats["unsupported_marked"] == 1
+
+
+def test_a_notice_with_nothing_after_it_becomes_the_abstention_and_leaves_no_reference(index) -> None:  # type: ignore[no-untyped-def]
+    empty = json.dumps({"lead": [], "groups": []})
+    backend = ScriptedBackend([empty, json.dumps({"groups": []}), "{}"])
+    answer = ask(
+        "Which FOLFOX dose treats pancreatic colorectal cancer?",
+        index,
+        generator=LLMGenerator(backend, name="s"),
+        settings=SETTINGS,
+    )
+    guideline = answer.sections[0]
+    assert guideline.abstained
+    assert [st.text for g in guideline.groups for st in g.items] == [
+        'The indexed guidelines do not mention "dose" or "pancreatic", and no guideline passage addresses this question.'
+    ]
+    cited = {n for s in answer.sections for g in s.groups for st in g.items for n in st.citations}
+    assert cited == {r.n for r in answer.references}, "no reference is left that nothing cites"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pipeline.generate.extractive import answerable_sentence
@@ -41,3 +42,56 @@ from pipeline.generate.extractive import answerable_sentence
 )
 def test_answerable_sentence(text: str, complete: bool, out: str | None) -> None:
     assert answerable_sentence(text, complete=complete) == out
+
+
+def _request(kind: str = "guideline"):  # type: ignore[no-untyped-def]
+    from pipeline.generate.base import SectionRequest, Source
+    from pipeline.types import Chunk, Document, Hit
+
+    doc = Document(id="g", kind=kind, title="Colon cancer treatment", source="NCI", blocks=())
+    text = (
+        "Colon cancer is the third most common cancer in the world today. "
+        "Resection of liver metastases is offered to patients with limited metastatic disease. "
+        "Local ablation of lung metastases is an option when resection is not possible."
+    )
+    chunk = Chunk(id="g:0", doc_id="g", kind=kind, text=text, heading="Treatment of Stage IV", context="Colon — IV")
+    return SectionRequest("How are limited metastases treated?", kind, (Source(1, Hit(1, 1.0, chunk, doc)),))  # type: ignore[arg-type]
+
+
+def test_a_relevance_scorer_chooses_the_sentences_that_answer_not_those_that_are_near(splitter) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.generate.extractive import ExtractiveGenerator
+    from tests.fakes import HashingEmbedder
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def scorer(question, texts):  # type: ignore[no-untyped-def]
+        seen.append((question, list(texts)))
+        return np.array([0.9 if "Resection" in t else 0.6 if "ablation" in t else 0.05 for t in texts])
+
+    plain = ExtractiveGenerator(HashingEmbedder(), splitter, min_score=-1.0, margin=2.0)
+    scored = plain.with_scorer(scorer)
+    assert plain.scorer is None and "relevance" in scored.model and "relevance" not in plain.model
+    drafts = list(scored.draft_section(_request()))
+    assert drafts[0].heading is None and "Resection of liver metastases" in drafts[0].text  # the lead answers
+    assert [d.text for d in drafts[1:]] == [
+        "Local ablation of lung metastases is an option when resection is not possible."
+    ]
+    # Each sentence is read with its passage's context line; the incidence sentence (0.05) is under the floor.
+    assert seen[0][0] == "How are limited metastases treated?"
+    assert all(t.startswith("Colon — IV\n") for t in seen[0][1])
+
+
+def test_settings_switch_sentence_choice_by_relevance_on(tmp_path, splitter) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.answer import AskOptions, prepare
+    from pipeline.generate.extractive import ExtractiveGenerator
+    from pipeline.settings import Settings
+    from tests.fakes import hashed_index
+    from tests.test_answer import SETTINGS, _docs
+
+    index = hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
+    off = prepare(AskOptions(generator="extractive", settings=SETTINGS), index)
+    assert isinstance(off.generator, ExtractiveGenerator) and off.generator.scorer is None
+    on_settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"sentences": True})
+    on = prepare(AskOptions(generator="extractive", settings=on_settings), index)
+    assert isinstance(on.generator, ExtractiveGenerator) and on.generator.scorer is not None
+    assert on.reranker is None, "sentence choice alone does not rerank the passages"

@@ -56,17 +56,25 @@ def test_rerank_orders_by_relevance_and_records_it(index) -> None:  # type: igno
 
 
 def test_select_sources_reranks_the_candidates_and_returns_the_best_relevance(index) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"enabled": True, "candidates": 4})
+    settings = Settings.preset(
+        "test", answer=SETTINGS.answer.model_dump(), rerank={"enabled": True, "candidates": 4, "abstain": True}
+    )
     hits, best = select_sources(index, Q, "guideline", 1, settings, reranker=WordModel())  # type: ignore[arg-type]
     assert len(hits) == 1 and hits[0].relevance == best
     everything = index.search(Q, 4, kind="guideline")
     assert best == max(WordModel().relevance(Q, everything))
+    # Abstaining on cosine (the default): the best cosine of the first k hybrid hits, whatever the reranker says.
+    on_cosine = settings.model_copy(update={"rerank": settings.rerank.model_copy(update={"abstain": False})})
+    hits, best = select_sources(index, Q, "guideline", 1, on_cosine, reranker=WordModel())  # type: ignore[arg-type]
+    assert len(hits) == 1 and best == pytest.approx(float(index.similarity(Q, [everything[0].chunk.id])[0]))
     assert depths(settings) == {"guideline": 4, "research": 4}
     assert depths(SETTINGS) == {"guideline": 3, "research": 3}
 
 
 def test_a_section_abstains_when_no_candidate_reaches_the_relevance_threshold(index) -> None:  # type: ignore[no-untyped-def]
-    settings = SETTINGS.model_copy(update={"rerank": SETTINGS.rerank.model_copy(update={"enabled": False})})
+    settings = SETTINGS.model_copy(
+        update={"rerank": SETTINGS.rerank.model_copy(update={"enabled": False, "abstain": True})}
+    )
     run = prepare(AskOptions(generator="extractive", settings=settings), index)
     strict = replace(run, reranker=WordModel(threshold=1.01))  # type: ignore[arg-type]
     lenient = replace(run, reranker=WordModel(threshold=0.0))  # type: ignore[arg-type]
@@ -74,7 +82,11 @@ def test_a_section_abstains_when_no_candidate_reaches_the_relevance_threshold(in
 
     assert all(s.abstained for s in ask(Q, index, strict).sections)
     assert not ask(Q, index, lenient).sections[0].abstained
-    assert strict.min_relevance == 1.01 and run.min_relevance == settings.answer.min_relevance
+    assert strict.min_relevance("guideline") == 1.01 and run.min_relevance("research") == settings.answer.min_relevance
+    # Without rerank.abstain the sections abstain on cosine, however the reranker scores.
+    cosine = replace(strict, settings=SETTINGS)
+    assert cosine.min_relevance("guideline") == SETTINGS.answer.min_relevance
+    assert not ask(Q, index, cosine).sections[0].abstained
 
 
 def test_training_pairs_from_mediqa_and_pubmedqa(mirror: Path) -> None:

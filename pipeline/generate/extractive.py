@@ -2,12 +2,17 @@
 
 It picks, orders and de-duplicates the sentences of the sources closest to the question (bundled MiniLM
 cosine), groups them by heading and cites each: faithful by construction.
+
+With a ``scorer`` (the relevance model's P(answers), ``Settings().rerank.sentences``), sentences are chosen by
+whether they answer the question rather than by how near they are to it: each is read with its passage's
+"title — heading" line, the best one is the guideline lead, and the others must come close to it.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -54,8 +59,18 @@ _GENERIC_HEADINGS = {
 }
 
 
+# (question, texts) -> P(answers) of each text: the relevance model's score, for sentence choice.
+SentenceScorer = Callable[[str, Sequence[str]], np.ndarray]
+
+
 class ExtractiveGenerator:
-    """Sentences of the sources, chosen by similarity to the question; faithful by construction."""
+    """Sentences of the sources, chosen by similarity to the question (or by ``scorer``); faithful by construction.
+
+    Args:
+        scorer: P(answers) for (question, sentence with its context line); when given, it orders the sentences,
+            and a sentence is kept when it reaches ``min_relevance`` and comes within ``relevance_margin`` of the
+            best one. Cosine still removes near-duplicates.
+    """
 
     name = "extractive"
 
@@ -68,17 +83,30 @@ class ExtractiveGenerator:
         min_score: float = 0.30,
         margin: float = 0.12,
         duplicate_cosine: float = 0.85,
+        scorer: SentenceScorer | None = None,
+        min_relevance: float = 0.2,
+        relevance_margin: float = 0.5,
     ) -> None:
         self.embedder = embedder
+        self.scorer = scorer
+        self.min_relevance = min_relevance
+        self.relevance_margin = relevance_margin
         self.splitter = splitter or SpacySentences()
         self.max_items = max_items
         self.min_score = min_score
         self.margin = margin
         self.duplicate_cosine = duplicate_cosine
 
+    def with_scorer(self, scorer: SentenceScorer) -> ExtractiveGenerator:
+        """A copy that chooses sentences by ``scorer``."""
+        other = copy.copy(self)
+        other.scorer = scorer
+        return other
+
     @property
     def model(self) -> str:
-        return f"extractive ({self.embedder.name})"
+        how = ", sentences by relevance" if self.scorer is not None else ""
+        return f"extractive ({self.embedder.name}{how})"
 
     @property
     def prompt_hash(self) -> str:
@@ -97,6 +125,10 @@ class ExtractiveGenerator:
         vecs = self.embedder.encode([request.question] + [t for _, _, t in flat])
         q, sv = vecs[0], vecs[1:]
         scores = sv @ q
+        if self.scorer is not None:
+            context = [request.sources[si].hit.chunk.context for si, _, _ in flat]
+            texts = [f"{c}\n{t}" if c else t for c, (_, _, t) in zip(context, flat, strict=True)]
+            scores = np.asarray(self.scorer(request.question, texts), dtype=np.float32)
         return [(float(scores[i]), si, pos, t, sv[i]) for i, (si, pos, t) in enumerate(flat)]
 
     def draft_section(self, request: SectionRequest) -> Iterator[DraftItem]:
@@ -104,7 +136,10 @@ class ExtractiveGenerator:
         if not cands:
             return
         # Keep sentences close to the best one: a passage's weaker sentences are context, not answer.
-        floor = max(self.min_score, cands[0][0] - self.margin)
+        if self.scorer is not None:
+            floor = max(self.min_relevance, cands[0][0] - self.relevance_margin)
+        else:
+            floor = max(self.min_score, cands[0][0] - self.margin)
         picked: list[tuple[float, int, int, str, np.ndarray]] = []
         for c in cands:
             if len(picked) >= self.max_items or c[0] < floor:

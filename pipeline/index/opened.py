@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from pipeline.embed import Embedder, default_embedder
 from pipeline.errors import IndexError_, IndexMismatchError, InputError
 from pipeline.index.bm25 import bm25_tokenize, load_bm25
-from pipeline.text import STOP_WORDS
 from pipeline.index.checks import (
     CHUNK_FIELDS,
     DOCUMENT_FIELDS,
@@ -39,6 +38,7 @@ from pipeline.index.checks import (
 )
 from pipeline.index.store import current_name, read_jsonl, resolve_version, sha256_file
 from pipeline.settings import Settings
+from pipeline.text import STOP_WORDS
 from pipeline.types import KINDS, Chunk, Document, Hit, Kind
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,9 @@ class Index:
 
         Words are compared as the lexical index sees them (lower case, English stop words dropped, Snowball
         stems, titles and headings included), so "oligoprogressive" is mentioned by a chunk that says
-        "oligoprogression". Numbers, one-letter words and question words ("what", "should") are never reported. A word in this list is one the
-        indexed documents of that kind do not contain at all, which an answer can state as a fact.
+        "oligoprogression". Numbers, one-letter words and question words ("what", "should") are never reported.
+        A word in this list is one the indexed documents of that kind do not contain at all, which an answer can
+        state as a fact.
         """
         lo, hi = self._rows(kind)
         bm25 = self._bm25_index()
