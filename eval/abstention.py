@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -256,6 +257,29 @@ def best_scores(
     return rows
 
 
+def named_heading(question: Question) -> str | None:
+    """The heading an "answer" question's ``why`` names ("... heading 'Treatment of Stage IV ...'"), lower case."""
+    m = re.search(r"heading '([^']+)'", question.why)
+    return m.group(1).strip().lower() if m else None
+
+
+def section_hits(
+    questions: Sequence[Question], index: pipeline.Index, settings: pipeline.Settings, model: RelevanceModel | None
+) -> dict[str, float]:
+    """Guideline retrieval on the "answer" questions that name their heading: the share whose shown passages (the
+    section's top ``k``, reranked when ``model`` is given) include one under that heading, and the mean
+    reciprocal rank of the first such passage."""
+    k = quotas(settings)["guideline"]
+    named = [(q, h) for q in questions if q.expect == "answer" and (h := named_heading(q))]
+    found, rr = [], []
+    for q, heading in named:
+        hits, _ = select_sources(index, q.question, "guideline", k, settings, reranker=model)
+        ranks = [i for i, h in enumerate(hits, 1) if h.chunk.heading.lower().startswith(heading)]
+        found.append(bool(ranks))
+        rr.append(1.0 / ranks[0] if ranks else 0.0)
+    return {"questions": len(named), "found_in_top_k": float(np.mean(found)), "mrr": float(np.mean(rr))}
+
+
 def thresholds(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per signal: AUROC (answer vs abstain, all questions), the threshold chosen on the tune half, and at that
     threshold the held-out shares of "abstain" questions that abstain and "answer" questions that answer."""
@@ -333,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each group")
     ap.add_argument("--split", default="all", choices=("tune", "heldout", "all"), help="which half to ask")
     ap.add_argument("--scores", action="store_true", help="choose thresholds on the tune half (no answers written)")
+    ap.add_argument("--hits", action="store_true", help="do the guideline hits of answer questions hold their heading?")
     ap.add_argument("--json", type=Path, default=None, dest="json_path", help="also write the results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -345,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         index = pipeline.open_index(args.index, settings=settings)
         if args.scores:
             return _scores(questions, index, settings, args.json_path)
+        if args.hits:
+            return _hits(questions, index, settings)
         generator = pipeline.make_generator(args.generator, settings, index)
     except pipeline.PipelineError as e:  # no index there yet, other settings, an unknown generator
         ap.error(f"{e} (the demo index: medcite index build --corpus demo)")
@@ -381,6 +408,17 @@ def _scores(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"index": index.id, "thresholds": table, "questions": rows}
         json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def _hits(questions: Sequence[Question], index: pipeline.Index, settings: pipeline.Settings) -> int:
+    k = quotas(settings)["guideline"]
+    print(f"index {index.id}: guideline top {k} of the answer questions that name their heading")
+    print(f"{'ranking':<24}{'questions':>10}{'heading in top k':>18}{'MRR':>8}")
+    model = RelevanceModel(settings.rerank.path) if settings.rerank.path else RelevanceModel()
+    for name, m in (("hybrid", None), ("hybrid + rerank (fused)", model)):
+        r = section_hits(questions, index, settings, m)
+        print(f"{name:<24}{r['questions']:>10}{r['found_in_top_k']:>18.1%}{r['mrr']:>8.3f}")
     return 0
 
 

@@ -81,7 +81,9 @@ class RerankSettings(_Group):
     """The relevance model (pipeline.relevance): rerank the fused candidates, abstain when none answers."""
 
     enabled: bool = False
-    sentences: bool = False  # the extractive generator chooses its sentences by P(answers), not cosine
+    # The extractive generator chooses its sentences by P(answers), not cosine: exact-answer recall on the held-out
+    # BioASQ factoid and list questions 0.611 -> 0.686 (python -m eval.exact_answers), 0.06 s more per answer.
+    sentences: bool = True
     # Abstain on P(answers) (min_relevance below) instead of cosine; off: on the demo's abstention set cosine
     # separates better (python -m eval.abstention --scores).
     abstain: bool = False
@@ -178,6 +180,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chunk": {"max_tokens": 120, "overlap_tokens": 16, "min_body_tokens": 48},
         "retrieve": {"candidates": 30},
         "answer": {"min_relevance_guideline": None},
+        "rerank": {"sentences": False},  # no relevance model loaded by the fast unit tests
     },
 }
 

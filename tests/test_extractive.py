@@ -38,6 +38,33 @@ from pipeline.generate.extractive import answerable_sentence
         ),
         ("For more information, see the Stage III Colon Cancer section.", False, None),
         ("Surgery is standard.", False, None),  # too short to stand alone
+        # reference-list entries of a guideline's bibliography
+        (
+            "54 Tronvik E, Stovner LJ, Helde G, Sand T, Bovim G. Prophylactic treatment of migraine with an "
+            "angiotensin II receptor blocker: a randomized controlled trial.",
+            False,
+            None,
+        ),
+        (
+            "JAMA 2003;289(1):65-9. 55 Stovner LJ, Linde M, Gravdahl GB, et al. A comparative study of candesartan.",
+            False,
+            None,
+        ),
+        (
+            "Available from url: https://effectivehealthcare.ahrq.gov/sites/default/files/migraine.pdf today",
+            False,
+            None,
+        ),
+        (
+            "R Propranolol (80–160 mg daily) is recommended as a first-line prophylactic treatment for migraine.",
+            False,
+            "R Propranolol (80–160 mg daily) is recommended as a first-line prophylactic treatment for migraine.",
+        ),
+        (
+            "In the MOSAIC trial (Andre T et al.), FOLFOX4 prolonged overall survival in stage III colon cancer.",
+            False,
+            "In the MOSAIC trial (Andre T et al.), FOLFOX4 prolonged overall survival in stage III colon cancer.",
+        ),
     ],
 )
 def test_answerable_sentence(text: str, complete: bool, out: str | None) -> None:
@@ -95,3 +122,15 @@ def test_settings_switch_sentence_choice_by_relevance_on(tmp_path, splitter) -> 
     on = prepare(AskOptions(generator="extractive", settings=on_settings), index)
     assert isinstance(on.generator, ExtractiveGenerator) and on.generator.scorer is not None
     assert on.reranker is None, "sentence choice alone does not rerank the passages"
+
+
+def test_by_relevance_the_best_sentence_is_stated_even_when_every_score_is_low(splitter) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.generate.extractive import ExtractiveGenerator
+    from tests.fakes import HashingEmbedder
+
+    def scorer(question, texts):  # type: ignore[no-untyped-def]
+        return np.array([0.1 if "Resection" in t else 0.01 for t in texts])
+
+    gen = ExtractiveGenerator(HashingEmbedder(), splitter, min_score=-1.0, scorer=scorer)
+    drafts = list(gen.draft_section(_request()))
+    assert len(drafts) == 1 and "Resection of liver metastases" in drafts[0].text

@@ -30,6 +30,14 @@ _STUDY_LABEL = re.compile(
     re.I,
 )
 _FINDING_LABEL = re.compile(r"^(results?|findings|conclusions?|interpretation|summary)\s*:\s*", re.I)
+# A reference-list entry, not a statement: "JAMA 2003;289(1):65-9.", "Jackson JL, Cogbill E, ... et al.", a URL.
+_BIBLIOGRAPHY = re.compile(
+    r"\b(?:19|20)\d{2}\s*;\s*\d+\s*(?:\(\s*[\w-]+\s*\))?\s*:\s*[\de]"  # year;volume(issue):pages
+    r"|(?:\b[A-Z][a-z'-]+ [A-Z]{1,3}(?:,|\.| et al)[\s\S]*){3}"  # three "Surname AB," authors
+    r"|\bet al\.\s*(?:[A-Z]|$)"
+    r"|\bavailable (?:from|at)(?: url)?:?\s*(?:https?://|www\.)|https?://",
+    re.I,
+)
 # A whole sentence ends in terminal punctuation (perhaps before a closing quote or bracket); a snippet cut
 # mid-word ("...can be associated with severe t") does not.
 _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
@@ -37,11 +45,13 @@ _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
 
 def answerable_sentence(text: str, *, complete: bool = False) -> str | None:
     """The sentence as an answer may quote it (a finding's label cut off, the rest verbatim), or None when it is
-    no answer: a study's aim, design or population, a cross-reference, a fragment, or (``complete``: research
+    no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a fragment, or (``complete``: research
     snippets, whose excerpts can stop mid-word) a sentence without its final punctuation. Guideline list items
     often end without a full stop, so they are not held to it."""
     t = text.strip()
     if _STUDY_LABEL.match(t) or _NAVIGATION.match(t) or (complete and not _COMPLETE.search(t)):
+        return None
+    if _BIBLIOGRAPHY.search(t):
         return None
     t = _FINDING_LABEL.sub("", t, count=1)
     return t if 6 <= len(t.split()) <= 80 else None
@@ -68,8 +78,8 @@ class ExtractiveGenerator:
 
     Args:
         scorer: P(answers) for (question, sentence with its context line); when given, it orders the sentences,
-            and a sentence is kept when it reaches ``min_relevance`` and comes within ``relevance_margin`` of the
-            best one. Cosine still removes near-duplicates.
+            the best one is always stated, and another is kept when it reaches ``min_relevance`` and comes within
+            ``relevance_margin`` of the best. Cosine still removes near-duplicates.
     """
 
     name = "extractive"
@@ -142,7 +152,9 @@ class ExtractiveGenerator:
             floor = max(self.min_score, cands[0][0] - self.margin)
         picked: list[tuple[float, int, int, str, np.ndarray]] = []
         for c in cands:
-            if len(picked) >= self.max_items or c[0] < floor:
+            # By relevance the best sentence is always stated: the section was judged worth answering already
+            # (abstention is decided on the passages), and its best sentence is the answer it has.
+            if len(picked) >= self.max_items or (c[0] < floor and (self.scorer is None or picked)):
                 break
             if any(float(c[4] @ p[4]) > self.duplicate_cosine for p in picked):
                 continue
