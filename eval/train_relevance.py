@@ -51,11 +51,12 @@ from eval.calibrate import auroc, balanced_accuracy, choose_threshold
 from eval.retrieval import gold_files, half, pmid_of
 from eval.train_judge import Example, TrainConfig, fit, seeded
 from pipeline.corpus import default_mirror
-from pipeline.crossencoder import CheckerConfig, base_model_path, content_words, save_weights
+from pipeline.crossencoder import CheckerConfig, base_model_path, save_weights
 from pipeline.embed import hash_files
 from pipeline.errors import InputError
 from pipeline.index import Index, open_index
 from pipeline.relevance import RelevanceModel
+from pipeline.text import content_words
 
 log = logging.getLogger("eval.train_relevance")
 

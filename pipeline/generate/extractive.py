@@ -45,9 +45,9 @@ _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
 
 def answerable_sentence(text: str, *, complete: bool = False) -> str | None:
     """The sentence as an answer may quote it (a finding's label cut off, the rest verbatim), or None when it is
-    no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a fragment, or (``complete``: research
-    snippets, whose excerpts can stop mid-word) a sentence without its final punctuation. Guideline list items
-    often end without a full stop, so they are not held to it."""
+    no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a fragment, or
+    (``complete``: research snippets, whose excerpts can stop mid-word) a sentence without its final punctuation.
+    Guideline list items often end without a full stop, so they are not held to it."""
     t = text.strip()
     if _STUDY_LABEL.match(t) or _NAVIGATION.match(t) or (complete and not _COMPLETE.search(t)):
         return None

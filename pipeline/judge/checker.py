@@ -16,15 +16,14 @@ from pipeline.crossencoder import (
     CrossEncoder,
     base_model_path,
     best_window,
-    content_words,
     cpu_has_bf16,
     encode,
     load_base,
     passage_windows,
     save_weights,
-    sentences,
     trainable,
 )
+from pipeline.text import content_words, sentences
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "checker"
 
