@@ -267,6 +267,10 @@ def rerank_train_cmd(
     max_length: Annotated[int, typer.Option(min=64, max=256, help="Word pieces of question + passage.")] = 224,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads; default: all cores.")] = None,
+    guidelines: Annotated[
+        Path | None,
+        typer.Option(help="Index with the PDQ summaries (indexes/demo): add guideline and off-topic pairs."),
+    ] = None,
 ) -> None:
     """Train the relevance model from BioASQ (tune half), MEDIQA 2019 and PubMedQA; prints the time it took."""
     import logging
@@ -288,6 +292,7 @@ def rerank_train_cmd(
                 frozen_layers=frozen_layers,
                 max_length=max_length,
             ),
+            guidelines=guidelines,
         )
     except PipelineError as e:
         typer.echo(f"error: {e}", err=True)

@@ -243,15 +243,16 @@ def select_sources(
             hits.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
     if not hits:
         return [], -1.0
-    sims = index.similarity(question, [h.chunk.id for h in hits])
     if reranker is not None:
         ranked = rerank(question, hits, reranker, k, fuse=settings.retrieve.rrf_k)
         if settings.rerank.abstain:
             return ranked, max(h.relevance or 0.0 for h in ranked)
+        sims = index.similarity(question, [h.chunk.id for h in hits])
         # Abstention stays on cosine, over what the section would show without reranking: the first k of the
         # hybrid order and the evidence passages.
         looked = np.concatenate([sims[: min(k, searched)], sims[searched:]])
         return ranked, float(looked.max())
+    sims = index.similarity(question, [h.chunk.id for h in hits])
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
     if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
         best = set(sorted(keep, key=lambda i: -sims[i])[:k])
