@@ -82,7 +82,7 @@ class RerankSettings(_Group):
 
     enabled: bool = False
     # The extractive generator chooses its sentences by P(answers), not cosine: exact-answer recall on the held-out
-    # BioASQ factoid and list questions 0.611 -> 0.686 (python -m eval.exact_answers), 0.06 s more per answer.
+    # BioASQ factoid and list questions 0.605 -> 0.676 (python -m eval.exact_answers), 0.05 s more per answer.
     sentences: bool = True
     # Abstain on P(answers) (min_relevance below) instead of cosine; off: on the demo's abstention set cosine
     # separates better (python -m eval.abstention --scores).

@@ -38,6 +38,14 @@ from pipeline.generate.extractive import answerable_sentence
         ),
         ("For more information, see the Stage III Colon Cancer section.", False, None),
         ("Surgery is standard.", False, None),  # too short to stand alone
+        # sentences that only make sense after the one before them
+        ("All these findings were replicated in the UK cohort of the study.", True, None),
+        ("This phenomenon, termed therapy-associated polyposis, may be acquired.", False, None),
+        (
+            "Thiopurines are not recommended for this indication in adults.",
+            False,
+            "Thiopurines are not recommended for this indication in adults.",
+        ),
         # reference-list entries of a guideline's bibliography
         (
             "54 Tronvik E, Stovner LJ, Helde G, Sand T, Bovim G. Prophylactic treatment of migraine with an "
