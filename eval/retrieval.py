@@ -9,6 +9,13 @@ best chunk ranks, and the top 100 distinct documents are scored with binary gain
     python -m eval.retrieval                      # all questions, builds indexes/bioasq if missing
     python -m eval.retrieval --limit 50           # a quick look
     python -m eval.retrieval --split heldout --json runs/retrieval.json
+    python -m eval.retrieval --split heldout --limit 150 --modes hybrid,hybrid+expand,hybrid+expand+rerank
+
+The ``+expand`` modes search the question and what the bundled chat model writes for it (``--expand``: a
+hypothetical answer passage, two reformulations, or both; :mod:`pipeline.expand`), fused by reciprocal rank.
+The model's writing is the slow part (seconds per question on a CPU), so it is cached in ``--expansions``
+(one JSON line per question, keyed by the expander's model, mode and prompt hash) and written as it goes: a
+run stopped half-way resumes. Their latency is the expansion's measured seconds plus the fused search.
 
 Settings come from the index manifest and ``MEDCITE_*`` variables, so fusion can be varied without
 code: ``MEDCITE_RETRIEVE__RRF_K=20 python -m eval.retrieval``. ``--split tune|heldout`` scores one
@@ -27,7 +34,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +42,16 @@ import numpy as np
 
 import pipeline
 from pipeline.corpus import corpus_path, default_mirror
-from pipeline.index import Index
+from pipeline.expand import EXPAND_MODES, Expansion, LLMExpander
+from pipeline.generate import LLMGenerator, make_generator
+from pipeline.index import Index, fuse_hits
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.types import Hit
 
 log = logging.getLogger("eval.retrieval")
 
-MODES = ("dense", "bm25", "hybrid", "hybrid+rerank")
+MODES = ("dense", "bm25", "hybrid", "hybrid+rerank", "hybrid+expand", "hybrid+expand+rerank")
 RERANK_CANDIDATES = 40  # fused chunks re-scored by the relevance model
 DEPTH = 100  # documents scored per question (Recall@100, MRR@100)
 CUTOFF = 10  # nDCG@10, Recall@10
@@ -176,6 +185,77 @@ def rerank_documents(
     return runs, seconds
 
 
+def expand_documents(
+    index: Index,
+    queries: Sequence[str],
+    expansions: Sequence[Expansion],
+    model: RelevanceModel | None = None,
+    candidates: int = RERANK_CANDIDATES,
+    depth: int = DEPTH,
+) -> tuple[list[list[str]], list[float]]:
+    """Top ``depth`` documents per query from its hybrid hits fused with those of its expansions (and reranked with
+    ``model``); each query's seconds: the expansion's own, plus the searches and rerank timed here."""
+    runs, seconds = [], []
+    k = index.settings.retrieve.rrf_k
+    for q, e in zip(queries, expansions, strict=True):
+        t0 = time.perf_counter()
+        lists = index.search_many([q, *e.searches], 2 * depth, mode="hybrid")
+        hits = fuse_hits(lists, 2 * depth, k)
+        if model is not None:
+            hits = [*rerank(q, hits[:candidates], model, fuse=k), *hits[candidates:]]
+        seconds.append(time.perf_counter() - t0 + e.seconds)
+        runs.append(documents_of(hits, depth))
+    return runs, seconds
+
+
+def parts_of(e: Expansion, part: str) -> Expansion:
+    """Only the passage or only the reformulations of an expansion (same seconds)."""
+    return replace(e, queries=()) if part == "passage" else replace(e, passage="")
+
+
+def load_expansions(path: Path, name: str) -> dict[str, Expansion]:
+    """Cached expansions by question, of the expander called ``name`` only (another model's or prompt's are skipped)."""
+    out: dict[str, Expansion] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:  # a line cut by an interrupted run
+            continue
+        if isinstance(d, dict) and d.get("expander") == name:
+            out[str(d["question"])] = Expansion(
+                str(d.get("passage", "")), tuple(d["queries"]), float(d["seconds"]), d.get("failed")
+            )
+    return out
+
+
+def expand_all(questions: Sequence[str], expander: LLMExpander, cache: Path) -> list[Expansion]:
+    """Each question's expansion, from ``cache`` where it is there, else written by the model and appended."""
+    have = load_expansions(cache, expander.name)
+    todo = [q for q in dict.fromkeys(questions) if q not in have]
+    if todo:
+        log.info("expanding %d questions with %s (%d cached)", len(todo), expander.name, len(have))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with cache.open("a", encoding="utf-8") as f:
+            for i, q in enumerate(todo, start=1):
+                e = expander.expand(q)
+                have[q] = e
+                record = {
+                    "expander": expander.name,
+                    "question": q,
+                    "passage": e.passage,
+                    "queries": list(e.queries),
+                    "seconds": e.seconds,
+                }
+                f.write(json.dumps(record | ({"failed": e.failed} if e.failed else {})) + "\n")
+                f.flush()
+                if i % 10 == 0 or i == len(todo):
+                    log.info("  %d/%d expanded, %.1f s per question", i, len(todo), (time.perf_counter() - t0) / i)
+    return [have[q] for q in questions]
+
+
 def search_seconds(index: Index, queries: Sequence[str], mode: str, depth: int = DEPTH) -> list[float]:
     """Each query's seconds for one plain search of ``2 * depth`` chunks (the latency an answer sees)."""
     out = []
@@ -225,10 +305,10 @@ def score(runs: Sequence[Sequence[str]], questions: Sequence[Question]) -> dict[
 
 def table(results: dict[str, dict[str, float]]) -> str:
     cols = (f"nDCG@{CUTOFF}", f"R@{CUTOFF}", f"R@{DEPTH}", "MRR")
-    lines = [f"{'mode':<14}" + "".join(f"{c:>9}" for c in cols) + f"{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}"]
+    lines = [f"{'mode':<21}" + "".join(f"{c:>9}" for c in cols) + f"{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}"]
     for mode, m in results.items():
         lat = "".join(f"{m[k]:>9.1f}" if k in m else f"{'-':>9}" for k in ("p50_ms", "p95_ms"))
-        lines.append(f"{mode:<14}" + "".join(f"{m[c]:>9.4f}" for c in cols) + f"{int(m['queries']):>9}" + lat)
+        lines.append(f"{mode:<21}" + "".join(f"{m[c]:>9.4f}" for c in cols) + f"{int(m['queries']):>9}" + lat)
     return "\n".join(lines)
 
 
@@ -274,6 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--candidates", type=int, default=RERANK_CANDIDATES, help="fused chunks re-scored in hybrid+rerank (40)"
     )
     ap.add_argument("--latency", type=int, default=50, help="queries timed one at a time per mode (0: none)")
+    ap.add_argument(
+        "--expand", choices=[m for m in EXPAND_MODES if m != "off"], default="both", help="what +expand modes search"
+    )
+    ap.add_argument(
+        "--expand-parts",
+        choices=("all", "passage", "queries"),
+        default="all",
+        help="with --expand both: search with only the passage or only the queries of each cached expansion",
+    )
+    ap.add_argument("--generator", default="llama", help="whose chat model writes the expansions (llama, openai)")
+    ap.add_argument(
+        "--expansions", type=Path, default=Path("runs/expansions.jsonl"), help="expansion cache (JSON lines)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in ("eval", "pipeline"):  # not third-party INFO noise (faiss announces its loader)
@@ -306,9 +399,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     depth_used: dict[str, int] = {}
     timed = texts[: args.latency]
+    expansions: list[Expansion] = []
+    expand_info: dict[str, Any] = {}
+    if any("+expand" in m for m in modes):
+        generator = make_generator(args.generator, index.settings, index)
+        if not isinstance(generator, LLMGenerator):
+            ap.error(f"--generator {args.generator} has no chat model to expand with")
+        expander = LLMExpander(generator.backend, args.expand, max_tokens=index.settings.expand.max_tokens)
+        expansions = expand_all(texts, expander, args.expansions)
+        if args.expand == "both" and args.expand_parts != "all":
+            expansions = [parts_of(e, args.expand_parts) for e in expansions]
+        spent = [e.seconds for e in expansions]
+        failed = sum(1 for e in expansions if e.failed)
+        expand_info = {
+            "expander": expander.name,
+            "seconds_p50": round(float(np.median(spent)), 3),
+            "seconds_p95": round(float(np.percentile(spent, 95)), 3),
+            "failed": failed,
+        }
+        log.info(
+            "expansion %s: median %.2f s per question, %d of %d gave no usable query",
+            expander.name,
+            float(np.median(spent)),
+            failed,
+            len(expansions),
+        )
     for mode in modes:
         t0 = time.perf_counter()
-        if mode == "hybrid+rerank":
+        if "+expand" in mode:
+            model = RelevanceModel(args.rerank) if mode.endswith("+rerank") else None
+            runs, seconds = expand_documents(index, texts, expansions, model, candidates=args.candidates)
+            results[mode] = score(runs, questions) | percentiles(seconds[: len(timed)] or [0.0])
+            depth_used[mode] = 2 * DEPTH
+        elif mode == "hybrid+rerank":
             model = RelevanceModel(args.rerank)
             runs, seconds = rerank_documents(index, texts, model, candidates=args.candidates)
             results[mode] = score(runs, questions) | percentiles(seconds[: len(timed)] or [0.0])
@@ -331,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(questions left with none: {judged.dropped_questions})",
         f"hybrid: reciprocal rank fusion, rrf_k {r.rrf_k}, {r.candidates} candidates per retriever",
     ]
+    if expand_info:
+        header.append(
+            f"expansion: {expand_info['expander']}, {expand_info['seconds_p50']} s per question p50 "
+            f"({expand_info['seconds_p95']} p95), {expand_info['failed']} gave no usable query"
+        )
     print("\n".join(header))
     print(table(results))
     if args.json_path is not None:
@@ -354,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cutoff": CUTOFF,
             "chunks_requested_max": depth_used,
             "results": results,
+            **({"expansion": expand_info | {"parts": args.expand_parts}} if expand_info else {}),
         }
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -19,16 +19,18 @@ import numpy as np
 
 from pipeline.cite import References, parse_citations
 from pipeline.errors import InputError
+from pipeline.expand import Expansion, LLMExpander
 from pipeline.generate import (
     Audience,
     DraftItem,
     ExtractiveGenerator,
     Generator,
+    LLMGenerator,
     SectionRequest,
     Source,
     make_generator,
 )
-from pipeline.index import Index
+from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, judge_from_settings
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
@@ -130,6 +132,7 @@ class Prepared:
     audience: Audience | None
     verify_action: Literal["drop", "mark"]
     reranker: RelevanceModel | None = None
+    expander: LLMExpander | None = None  # query expansion (``expand.mode``), with an LLM generator only
 
     def min_relevance(self, kind: Kind) -> float:
         """The best source score under which a section of ``kind`` abstains: P(answers) when the relevance model
@@ -169,7 +172,10 @@ def prepare(options: AskOptions, index: Index) -> Prepared:
     reranker = model if settings.rerank.enabled else None
     if model is not None and settings.rerank.sentences and isinstance(generator, ExtractiveGenerator):
         generator = generator if generator.scorer is not None else generator.with_scorer(model.sentences)
-    return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action, reranker)
+    expander = None
+    if settings.expand.mode != "off" and isinstance(generator, LLMGenerator):
+        expander = LLMExpander(generator.backend, settings.expand.mode, max_tokens=settings.expand.max_tokens)
+    return Prepared(bound, settings, generator, verifier, options.audience, options.verify_action, reranker, expander)
 
 
 def quotas(settings: Settings) -> dict[Kind, int]:
@@ -214,6 +220,7 @@ def select_sources(
     evidence: Sequence[str] = (),
     retrieved: Sequence[Hit] | None = None,
     reranker: RelevanceModel | None = None,
+    expansions: Sequence[str] = (),
 ) -> tuple[list[Hit], float]:
     """Top ``k`` hits of ``kind`` whose cosine with the question reaches ``min_source_score``, and the best cosine.
 
@@ -225,11 +232,18 @@ def select_sources(
     results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
     is shown too, after the hits, and the weakest hits make room for it. ``retrieved``: the top ``k`` hits of
     ``kind`` when they were searched for already (a batch retrieves for many questions at once).
+
+    ``expansions`` (:mod:`pipeline.expand`: a hypothetical answer passage, reformulations) are searched too and
+    their hits fused with the question's own by reciprocal rank; the cosine that abstention reads stays the
+    question's own.
     """
     if k <= 0 or index.ranges[kind][0] == index.ranges[kind][1]:
         return [], -1.0
     depth = settings.rerank.candidates if reranker is not None else k
     hits = list(retrieved) if retrieved is not None else index.search(question, depth, kind=kind)
+    if expansions:
+        more = index.search_many(list(expansions), depth, kind=kind)
+        hits = fuse_hits([hits, *more], depth, settings.retrieve.rrf_k)
     searched = len(hits)
     found = {h.chunk.id for h in hits}
     for cid in dict.fromkeys(evidence):
@@ -328,6 +342,7 @@ def ask_stream(
     refs = References(seed=numbering or {})
     sections: list[Section] = []
     all_sources: list[Source] = []
+    expansion = _expand(question, run, stats)
     for kind in KINDS:
         hits, best = select_sources(
             run.index,
@@ -338,6 +353,7 @@ def ask_stream(
             evidence,
             None if retrieved is None else retrieved.get(kind),
             run.reranker,
+            expansion.searches,
         )
         sources: tuple[Source, ...] = ()
         if hits and best >= run.min_relevance(kind):
@@ -348,7 +364,20 @@ def ask_stream(
         section = yield from _section(request, run, refs, stats, verify)
         sections.append(section)
     follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
-    yield AnswerDone(_answer(question, run, sections, refs, audience, follow_ups, stats, verify))
+    answer = _answer(question, run, sections, refs, audience, follow_ups, stats, verify)
+    yield AnswerDone(replace(answer, expansions=expansion.searches) if expansion.searches else answer)
+
+
+def _expand(question: str, run: Prepared, stats: _Stats) -> Expansion:
+    """The question's extra queries when ``run`` expands (``expand.mode``), timed and counted in ``stats``."""
+    if run.expander is None:
+        return Expansion()
+    expansion = run.expander.expand(question)
+    stats.add("expansion_ms", round(expansion.seconds * 1000))
+    stats.add("expansion_queries", len(expansion.searches))
+    if expansion.failed:
+        stats.add("expansion_failed")
+    return expansion
 
 
 def _answer(

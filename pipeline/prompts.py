@@ -50,6 +50,8 @@ TASKS: dict[str, TaskSpec] = {
     ),
     "follow_ups": TaskSpec(_CHAT, frozenset({"audience_label", "question", "topics"})),
     "rewrite": TaskSpec(_CHAT, frozenset({"history", "question"})),
+    # Query expansion (pipeline.expand): what to write is one of the "want" parts, put into the user part.
+    "expand": TaskSpec(_CHAT | {"want passage", "want queries", "want both"}, frozenset({"question", "request"})),
     "judge": TaskSpec(_CHAT, frozenset({"passage", "claim"})),
     # Who an answer is written for: a label ("a clinician") and a style paragraph per audience.
     "audience": TaskSpec(

@@ -93,6 +93,17 @@ class RerankSettings(_Group):
     path: Path | None = None  # a weights folder; None: the bundled pipeline/weights/relevance
 
 
+class ExpandSettings(_Group):
+    """Query expansion with the generator's chat model (pipeline.expand); the extractive generator never expands.
+
+    ``passage``: a hypothetical answer passage (HyDE); ``queries``: two reformulations; ``both``. Each is searched
+    like the question and fused with its results by reciprocal rank.
+    """
+
+    mode: Literal["off", "passage", "queries", "both"] = "off"
+    max_tokens: int = Field(default=120, ge=16, le=1000)
+
+
 class IngestSettings(_Group):
     """Limits that keep one hostile or broken file from taking a build down; generous for real documents.
 
@@ -196,6 +207,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     rerank: RerankSettings = RerankSettings()
+    expand: ExpandSettings = ExpandSettings()
     corpus: CorpusSettings = CorpusSettings()
     ingest: IngestSettings = IngestSettings()
     answer: AnswerSettings = AnswerSettings()

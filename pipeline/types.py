@@ -10,7 +10,8 @@ JSON shape of an answer (:func:`to_dict`, :func:`from_dict`)::
      "references": [{"n", "kind", "title", "source", "year", "id", "url", "doc_id",
                      "passages": [{"chunk_id", "page", "heading", "text", "relevance"?}]}],
      "disclaimer", "follow_ups": [str],
-     "run": {"generator", "model", "prompt_hash", "settings_hash", "index_id"}, "stats": {...}, "verification"?: {...}}
+     "run": {"generator", "model", "prompt_hash", "settings_hash", "index_id"}, "stats": {...}, "verification"?: {...},
+     "expansions"?: [str]}
 
 ``chunk_ids`` names the passages a statement was written from (a subset of its references' passages); answers
 from other tools may leave it out, and are then judged against every passage of the references they cite.
@@ -294,6 +295,8 @@ class Answer:
     stats: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     # With --verify: {"judge", "fingerprint", "threshold", "action", "checked", "removed": [...], "marked": [...]}
     verification: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    # With query expansion (``expand.mode``): the extra queries searched beside the question, passage first.
+    expansions: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     def _repr_html_(self) -> str:
         """Jupyter shows this: the sections, citation numbers that reveal their passages, the references."""
@@ -431,6 +434,7 @@ def to_dict(answer: Answer) -> dict[str, Any]:
         },
         "stats": dict(answer.stats),
         **({"verification": answer.verification} if answer.verification is not None else {}),
+        **({"expansions": list(answer.expansions)} if answer.expansions else {}),
     }
 
 
@@ -495,6 +499,7 @@ def from_dict(d: dict[str, Any]) -> Answer:
             id=d.get("id"),
             stats=dict(d.get("stats", {})),
             verification=d.get("verification"),
+            expansions=tuple(str(q) for q in d.get("expansions", [])),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(f"not an answer in medcite's JSON shape ({type(e).__name__}: {e})") from None

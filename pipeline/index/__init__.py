@@ -8,7 +8,7 @@
 """
 
 from pipeline.index.build import BuildReport, build_index, corpus_checksum
-from pipeline.index.opened import MODES, Index, index_kind_ranges, open_index, rrf
+from pipeline.index.opened import MODES, Index, fuse_hits, index_kind_ranges, open_index, rrf
 from pipeline.index.store import build_faiss, resolve_version
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "build_faiss",
     "build_index",
     "corpus_checksum",
+    "fuse_hits",
     "index_kind_ranges",
     "open_index",
     "resolve_version",

@@ -57,6 +57,31 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
 
 
+def fuse_hits(lists: Sequence[Sequence[Hit]], k: int, rrf_k: int = 60) -> list[Hit]:
+    """Several ranked hit lists (one question searched in several phrasings) fused by reciprocal rank, top ``k``.
+
+    Each hit keeps the scores and ranks of the first list it appears in (the question's own, when it is there);
+    ``rank`` is renumbered and ``score`` becomes the fused score. Ties keep the first list's order.
+    """
+    first: dict[str, Hit] = {}
+    order: dict[str, int] = {}
+    rankings: list[list[int]] = []
+    for hits in lists:
+        ranking = []
+        for h in hits:
+            cid = h.chunk.id
+            if cid not in order:
+                order[cid] = len(order)
+                first[cid] = h
+            ranking.append(order[cid])
+        rankings.append(ranking)
+    ids = list(order)
+    return [
+        replace(first[ids[row]], rank=rank, score=float(score))
+        for rank, (row, score) in enumerate(rrf(rankings, k=rrf_k)[:k], start=1)
+    ]
+
+
 @dataclass
 class Index:
     """An opened index. Build with :func:`pipeline.build_index`, open with :func:`pipeline.open_index`."""
