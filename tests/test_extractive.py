@@ -42,6 +42,17 @@ from pipeline.generate.extractive import answerable_sentence
         ("All these findings were replicated in the UK cohort of the study.", True, None),
         ("This phenomenon, termed therapy-associated polyposis, may be acquired.", False, None),
         (
+            "On the contrary, pneumococcal vaccination plays a protective role.",
+            True,
+            None,
+        ),  # contradicts a sentence unseen
+        ("However, the benefit was not seen in patients older than 70 years.", True, None),
+        (
+            "In addition, FOLFOX improved disease-free survival at five years.",
+            True,
+            "In addition, FOLFOX improved disease-free survival at five years.",
+        ),
+        (
             "Thiopurines are not recommended for this indication in adults.",
             False,
             "Thiopurines are not recommended for this indication in adults.",

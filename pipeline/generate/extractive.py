@@ -40,7 +40,14 @@ _BIBLIOGRAPHY = re.compile(
 )
 # A sentence that opens by pointing back at what came before ("All these findings were replicated", "This
 # phenomenon, termed ...") says nothing on its own, and an answer states it on its own.
-_ANAPHORA = re.compile(r"^(?:all (?:of )?these|both of these|these|this|those|such|they)\b", re.I)
+_ANAPHORA = re.compile(
+    r"^(?:all (?:of )?these|both of these|these|this|those|such|they"
+    # ... or that answers it: "On the contrary, vaccination plays a protective role" contradicts a sentence the
+    # reader never sees, and shown alone it reads as a finding about the question.
+    r"|on the contrary|in contrast|by contrast|conversely|however|nevertheless|nonetheless|instead"
+    r"|similarly|likewise|in the same way|on the other hand|in turn)\b",
+    re.I,
+)
 # A whole sentence ends in terminal punctuation (perhaps before a closing quote or bracket); a snippet cut
 # mid-word ("...can be associated with severe t") does not.
 _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
