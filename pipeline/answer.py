@@ -32,6 +32,7 @@ from pipeline.generate import (
 )
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, judge_from_settings
+from pipeline.quotes import QuoteFinder, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -85,6 +86,7 @@ DISCLAIMER = {
 }
 UNCITED_MARK = "(unsupported: no valid citation)"
 UNSUPPORTED_MARK = "(not supported by the cited passages)"
+QUOTE_MARK = "(its quote is not in the cited passages)"
 
 
 # --------------------------------------------------------------------------- options
@@ -421,8 +423,9 @@ def _section(
         # The notice states what the index holds, not what a passage says: it is not verified against one. It
         # is numbered first (it comes first) but shown only once a statement of the generator's follows it.
         held = _numbered_notice(request, refs, stats, run.settings)
+        finder = QuoteFinder([s.hit.chunk.text for s in request.sources])
         for draft in run.generator.draft_section(request):
-            st = _check(draft, request.sources, refs, stats, run.settings, verify, title)
+            st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder)
             if st is None:
                 continue
             for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
@@ -506,18 +509,30 @@ def _check(
     settings: Settings,
     verify: _Verify | None = None,
     section: str = "",
+    finder: QuoteFinder | None = None,
 ) -> Statement | None:
-    """Validate a drafted statement's citations, verify it if asked, and number its references.
+    """Validate a drafted statement's citations and quote, verify it if asked, and number its references.
 
-    Verification runs before numbering, so a dropped statement never leaves an uncited reference behind.
+    With a ``finder`` (``answer.quotes`` is ``check``) a statement that carries a quote keeps its citations only
+    when the quote is in a passage it cites; a quote found in another of the section's passages moves the
+    citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks it
+    with ``answer.uncited=mark``. Verification runs before numbering, so a dropped statement never leaves an
+    uncited reference behind.
     """
     parsed = parse_citations(draft.text, len(sources), extra=draft.cites)
     if not parsed.text:
         return None
     stats.add("out_of_range_citations", len(parsed.invalid))
     text = parsed.text
-    if parsed.valid and verify is not None:
-        passage = "\n\n".join(cited_texts([sources[n - 1].hit for n in parsed.valid]))
+    valid, quote = parsed.valid, ""
+    if draft.quote is not None and finder is not None and settings.answer.quotes == "check":
+        valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats)
+        if not quote:
+            if settings.answer.uncited == "drop":
+                return None
+            text = f"{text} {QUOTE_MARK}"
+    if valid and verify is not None:
+        passage = "\n\n".join(cited_texts([sources[n - 1].hit for n in valid]))
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:
@@ -525,7 +540,7 @@ def _check(
                 "section": section,
                 "text": parsed.text,
                 "score": round(score, 4),
-                "chunk_ids": [sources[n - 1].hit.chunk.id for n in parsed.valid],
+                "chunk_ids": [sources[n - 1].hit.chunk.id for n in valid],
             }
             if verify.action == "drop":
                 verify.removed.append(record)
@@ -533,8 +548,8 @@ def _check(
                 return None
             verify.marked.append(record)
             stats.add("unsupported_marked")
-            text = f"{parsed.text} {UNSUPPORTED_MARK}"
-    numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in parsed.valid))
+            text = f"{text} {UNSUPPORTED_MARK}"
+    numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in valid))
     if not numbers:
         if settings.answer.uncited == "drop":
             stats.add("uncited_dropped")
@@ -543,8 +558,27 @@ def _check(
         stats.add("statements")
         return Statement(f"{parsed.text} {UNCITED_MARK}")
     stats.add("statements")
-    chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in parsed.valid))
-    return Statement(text, numbers, chunk_ids)
+    chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in valid))
+    return Statement(text, numbers, chunk_ids, quote)
+
+
+def _ground(
+    quote: str, text: str, cited: tuple[int, ...], finder: QuoteFinder, stats: _Stats
+) -> tuple[tuple[int, ...], str]:
+    """The citations a statement keeps and its quote as checked ("" when not found), counted in ``stats``."""
+    q = " ".join(quote.split())
+    if not q or too_short(q, text):
+        stats.add("quotes_not_found")
+        return cited, ""
+    if finder.find(q, [n - 1 for n in cited]) is not None:
+        stats.add("quotes_found")
+        return cited, q
+    other = finder.find(q)
+    if other is not None:  # the words are another source's: cite that one
+        stats.add("quotes_moved")
+        return (other + 1,), q
+    stats.add("quotes_not_found")
+    return cited, ""
 
 
 def ask(

@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from pipeline.quotes import QuoteFinder, quote_span
+
 GUIDELINES_TITLE = "From the Guidelines"
 RESEARCH_TITLE = "From the Research"
 SECTION_TITLES: dict[str, str] = {"guideline": GUIDELINES_TITLE, "research": RESEARCH_TITLE}
@@ -30,6 +32,8 @@ class StatementView(Protocol):
     def text(self) -> str: ...
     @property
     def citations(self) -> tuple[int, ...]: ...
+    @property
+    def quote(self) -> str: ...
 
 
 class GroupView(Protocol):
@@ -164,11 +168,35 @@ def reference_md(r: ReferenceView) -> str:
     return f"{r.n}. {markdown_line('. '.join(bits))}\n"
 
 
+def quoted_in(st: StatementView, refs: dict[int, ReferenceView]) -> int | None:
+    """The number of the reference, of those ``st`` cites, whose passages hold its quote (None: no quote there)."""
+    for n in st.citations:
+        r = refs.get(n)
+        if r is not None and st.quote and QuoteFinder([p.text for p in r.passages]).find(st.quote) is not None:
+            return n
+    return None
+
+
+def quotes_md(answer: AnswerView) -> str:
+    """The words of the sources the statements restate, one line each under the reference list: ``[n] "..."``."""
+    refs = {r.n: r for r in answer.references}
+    lines = []
+    for s in answer.sections:
+        for g in s.groups:
+            for st in g.items:
+                n = quoted_in(st, refs)
+                if n is not None:
+                    line = markdown_line(f'[{n}] "{st.quote}"')
+                    lines.append(f"- {line}\n")
+    return "\n**Quoted from the sources**\n\n" + "".join(dict.fromkeys(lines)) if lines else ""
+
+
 def tail_md(answer: AnswerView) -> str:
     out = ["\n## References\n\n"]
     out.extend(reference_md(r) for r in answer.references)
     if not answer.references:
         out.append("No sources were cited.\n")
+    out.append(quotes_md(answer))
     out.append(f"\n> {answer.disclaimer}\n")
     if answer.follow_ups:
         out.append("\n**Follow-up questions**\n\n")
@@ -224,6 +252,7 @@ font-weight:normal;line-height:1.45;color:#1d2330;white-space:normal;text-align:
 .medcite .mc-disclaimer{background:#f5f6f9;border-left:3px solid #99a3b8;padding:.6rem .8rem;font-size:.88em;
 margin-top:1.2rem}
 .medcite .mc-abstain{color:#5f6673;font-style:italic}
+.medcite mark{background:#fff1a8;color:inherit;padding:0 .05em}
 .medcite .mc-meta{font-size:.74em;color:#7d8596;margin-top:1rem}
 """
 
@@ -245,8 +274,23 @@ def _where(r: ReferenceView) -> str:
     return where_line(r.source, r.year)
 
 
-def _popup_html(r: ReferenceView) -> str:
-    """What a revealed citation shows: the source's title, and each cited passage with its page and text."""
+def _passage_html(text: str, quote: str) -> str:
+    """A passage, escaped and clipped to :data:`POPUP_CHARS`, its ``quote`` (when it holds it) marked and in view."""
+    e = html.escape
+    span = quote_span(text, quote) if quote else None
+    if span is None:
+        return e(_clip(text, POPUP_CHARS))
+    a, b = span
+    lo = max(0, min(a - POPUP_CHARS // 4, len(text) - POPUP_CHARS))
+    hi = max(b, lo + POPUP_CHARS)
+    before = ("… " if lo else "") + text[lo:a]
+    after = text[b:hi] + (" …" if hi < len(text) else "")
+    return f"{e(before)}<mark>{e(text[a:b])}</mark>{e(after)}"
+
+
+def _popup_html(r: ReferenceView, quote: str = "") -> str:
+    """What a revealed citation shows: the source's title, and each cited passage with its page and text, the
+    statement's ``quote`` marked where the passage holds it."""
     e = html.escape
     out = [f'<span class="mc-pop-title">{r.n}. {e(r.title)}</span>']
     where = _where(r)
@@ -256,7 +300,7 @@ def _popup_html(r: ReferenceView) -> str:
     for p in r.passages[:POPUP_PASSAGES]:
         head = " · ".join(x for x in (f"p. {p.page}" if p.page else "", p.heading.rsplit(" > ", 1)[-1]) if x)
         page = f'<span class="mc-page">{e(head)}</span>' if head else ""
-        out.append(f'<span class="mc-pass">{page}{e(_clip(p.text, POPUP_CHARS))}</span>')
+        out.append(f'<span class="mc-pass">{page}{_passage_html(p.text, quote)}</span>')
     if len(r.passages) > POPUP_PASSAGES:
         out.append(f'<span class="mc-where">and {len(r.passages) - POPUP_PASSAGES} more in the reference list</span>')
     return "".join(out)
@@ -278,7 +322,7 @@ class _Cites:
             self.count += 1
             cid = f"{self.uid}-c{self.count}"
             r = self.refs.get(n)
-            pop = f'<span class="mc-pop" role="tooltip">{_popup_html(r)}</span>' if r else ""
+            pop = f'<span class="mc-pop" role="tooltip">{_popup_html(r, st.quote)}</span>' if r else ""
             links.append(f'<span class="mc-ref" id="{cid}"><a href="#{cid}">{n}</a>{pop}</span>')
         return f' <span class="mc-cite">[{", ".join(links)}]</span>'
 

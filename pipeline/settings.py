@@ -144,7 +144,9 @@ class AnswerSettings(_Group):
     min_relevance_guideline: float | None = Field(default=0.57, ge=-1, le=1)
     min_source_score: float = Field(default=0.25, ge=-1, le=1)
     max_items: int = Field(default=6, ge=1, le=20)  # statements per section (extractive)
-    uncited: Literal["drop", "mark"] = "drop"  # a statement left with no valid citation
+    uncited: Literal["drop", "mark"] = "drop"  # a statement left with no valid citation, or whose quote is not found
+    # Look each statement's quote up in the passages it cites (pipeline.quotes); "off" trusts the citations alone.
+    quotes: Literal["check", "off"] = "check"
 
 
 class LlamaSettings(_Group):
@@ -155,7 +157,7 @@ class LlamaSettings(_Group):
     n_ctx: int = Field(default=4096, ge=512)
     n_threads: int = Field(default=2, ge=1)
     n_batch: int = Field(default=256, ge=8)
-    max_tokens: int = Field(default=450, ge=16)
+    max_tokens: int = Field(default=640, ge=16)  # a statement now carries its quote: about twice the tokens
     temperature: float = Field(default=0.0, ge=0)
     seed: int = 0
 

@@ -6,7 +6,8 @@ JSON shape of an answer (:func:`to_dict`, :func:`from_dict`)::
 
     {"id", "question", "audience",
      "sections": [{"title", "abstained",
-                   "blocks": [{"heading": str | null, "items": [{"text", "citations": [int], "chunk_ids": [str]}]}]}],
+                   "blocks": [{"heading": str | null,
+                               "items": [{"text", "citations": [int], "chunk_ids": [str], "quote"?: str}]}]}],
      "references": [{"n", "kind", "title", "source", "year", "id", "url", "doc_id",
                      "passages": [{"chunk_id", "page", "heading", "text", "relevance"?}]}],
      "disclaimer", "follow_ups": [str],
@@ -223,6 +224,7 @@ class Statement:
     text: str
     citations: tuple[int, ...] = ()
     chunk_ids: tuple[str, ...] = ()
+    quote: str = ""  # the exact words of a cited passage that it restates ("" when its generator gives none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +399,7 @@ def to_dict(answer: Answer) -> dict[str, Any]:
                         "heading": g.heading,
                         "items": [
                             {"text": st.text, "citations": list(st.citations), "chunk_ids": list(st.chunk_ids)}
+                            | ({"quote": st.quote} if st.quote else {})
                             for st in g.items
                         ],
                     }
@@ -452,6 +455,7 @@ def from_dict(d: dict[str, Any]) -> Answer:
                                 str(i["text"]),
                                 tuple(int(c) for c in i.get("citations", [])),
                                 tuple(str(c) for c in i.get("chunk_ids", [])),
+                                str(i.get("quote") or ""),
                             )
                             for i in b["items"]
                         ),

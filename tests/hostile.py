@@ -142,7 +142,7 @@ class _Tags(HTMLParser):
 
 SAFE_TAGS = {
     "html", "head", "meta", "title", "style", "body", "div", "section", "h1", "h2", "h3", "p", "ul", "li", "a", "b",
-    "span", "details", "summary", "table", "tr", "td", "th", "svg", "rect", "line", "text",
+    "span", "details", "summary", "table", "tr", "td", "th", "svg", "rect", "line", "text", "mark",
 }  # fmt: skip
 
 

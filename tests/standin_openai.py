@@ -13,13 +13,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = sys.argv[1]
 
+# Each point quotes the test corpus (tests/test_answer.py) as a real server's model would be asked to.
+LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions"
 GUIDELINE = {
-    "lead": [{"text": "The guideline recommends local therapy for oligoprogressive sites.", "cite": [1]}],
+    "lead": [
+        {"text": "The guideline recommends local therapy for oligoprogressive sites.", "quote": LOCAL, "cite": [1]}
+    ],
     "groups": [
-        {"heading": "Local therapy", "points": [{"text": "Stereotactic radiotherapy is an option.", "cite": [1]}]}
+        {
+            "heading": "Local therapy",
+            "points": [{"text": "Stereotactic radiotherapy is an option.", "quote": LOCAL, "cite": [1]}],
+        }
     ],
 }
-RESEARCH = {"groups": [{"heading": "", "points": [{"text": "SBRT delayed a change of therapy.", "cite": [1, 7]}]}]}
+RESEARCH = {
+    "groups": [
+        {
+            "heading": "",
+            "points": [
+                {
+                    "text": "SBRT delayed a change of therapy.",
+                    "quote": "sites delayed systemic treatment change",
+                    "cite": [1, 7],
+                }
+            ],
+        }
+    ]
+}
 FOLLOW = {"questions": ["What about RAS-mutant tumours?", "And in elderly patients?"]}
 
 

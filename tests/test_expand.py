@@ -23,7 +23,7 @@ PASSAGE = "Hepatic metastasectomy and radiofrequency ablation of liver metastase
 def _settings(**expand: object) -> Settings:
     return Settings.preset(
         "test",
-        answer={"min_relevance": 0.0, "min_source_score": 0.0, "k_guideline": 2, "k_research": 1},
+        answer={"min_relevance": 0.0, "min_source_score": 0.0, "k_guideline": 2, "k_research": 1, "quotes": "off"},
         expand=expand,
     )
 

@@ -43,9 +43,8 @@ def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
 
 
 def _settings(url: str, **openai: object) -> Settings:
-    return Settings.preset(
-        "test", answer=SETTINGS.answer.model_dump(), openai={"base_url": url, "model": "m1", **openai}
-    )
+    answer = SETTINGS.answer.model_dump() | {"quotes": "check"}  # the stand-in server's points quote the corpus
+    return Settings.preset("test", answer=answer, openai={"base_url": url, "model": "m1", **openai})
 
 
 def test_openai_generator_streams_from_a_server(server: tuple[str, Path], index) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from pipeline import Settings, build_index, open_index
 from pipeline.answer import ask
 from pipeline.cite import MARKER, References, parse_citations
 from pipeline.generate import LLMGenerator
+from pipeline.quotes import QuoteFinder, too_short
 from pipeline.render import format_citations, statement_md, to_html, to_markdown
 from pipeline.render import markdown_line as _line
 from pipeline.types import (
@@ -151,8 +152,14 @@ def index(tmp_path_factory: pytest.TempPathFactory, splitter):  # type: ignore[n
     return open_index(path, settings=s, embedder=HashingEmbedder()), s
 
 
+# Quotes: spans of the corpus (in some source, cited or not), their case and spacing variants, and anything else.
+_REAL_QUOTES = st.sampled_from(
+    ["Colon cancer treatment FOLFOX", "colon  CANCER treatment surgery.", "Colon cancer trial of aspirin",
+     "cancer treatment radiotherapy", "Colon cancer treatment", "treatment FOLFOX surgery radiotherapy"]
+)  # fmt: skip
 _POINT = st.fixed_dictionaries(
-    {"text": MODEL_TEXT, "cite": st.lists(st.one_of(st.integers(-3, 12), st.text(max_size=3)), max_size=4)}
+    {"text": MODEL_TEXT, "cite": st.lists(st.one_of(st.integers(-3, 12), st.text(max_size=3)), max_size=4)},
+    optional={"quote": st.one_of(_REAL_QUOTES, MODEL_TEXT)},
 )
 _SECTION_JSON = st.fixed_dictionaries(
     {
@@ -174,6 +181,14 @@ def test_any_model_output_gives_a_well_formed_answer(index, guideline: str, rese
     answer = ask("colon cancer treatment", ix, generator=LLMGenerator(backend, name="fuzz"), settings=s)
     assert_answer_structure(answer, 7)
     assert from_dict(json.loads(json.dumps(to_dict(answer)))) == answer
+    refs = {r.n: r for r in answer.references}
+    for section in answer.sections:
+        for group in section.groups:
+            for item in group.items:
+                if item.quote:  # every shown quote is in a passage of a reference the statement cites
+                    texts = [p.text for n in item.citations for p in refs[n].passages]
+                    assert QuoteFinder(texts).find(item.quote) is not None, (item, texts)
+                    assert not too_short(item.quote, item.text)
 
 
 # --------------------------------------------------------------------------- renderer

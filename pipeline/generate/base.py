@@ -39,6 +39,9 @@ class DraftItem:
     heading: str | None  # None: the lead paragraph (guidelines) or an ungrouped bullet
     text: str
     cites: tuple[int, ...] = ()
+    # The exact words of a cited source that the statement restates (pipeline.quotes checks them); None: this
+    # generator gives no quotes, and the statement is checked by its citations only.
+    quote: str | None = None
 
 
 class Generator(Protocol):

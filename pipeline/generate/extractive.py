@@ -1,7 +1,8 @@
 """The extractive generator: sentences of the sources, chosen by similarity to the question; no language model.
 
 It picks, orders and de-duplicates the sentences of the sources closest to the question (bundled MiniLM
-cosine), groups them by heading and cites each: faithful by construction.
+cosine), groups them by heading and cites each: faithful by construction. Each statement is its own quote
+(``DraftItem.quote``), so the pipeline's quote check confirms the words are the source's.
 
 With a ``scorer`` (the relevance model's P(answers), ``Settings().rerank.sentences``), sentences are chosen by
 whether they answer the question rather than by how near they are to it: each is read with its passage's
@@ -179,7 +180,7 @@ class ExtractiveGenerator:
             intro = "According to" if request.audience == "clinician" else "Guidance from"
             verb = "" if request.audience == "clinician" else " says"
             lead = f"{intro} {hit.document.header()}{verb}: {best[3]}"
-            yield DraftItem(None, lead, (sources[best[1]].n,))
+            yield DraftItem(None, lead, (sources[best[1]].n,), quote=best[3])
             rest = picked[1:]
         else:
             rest = picked
@@ -191,7 +192,7 @@ class ExtractiveGenerator:
             groups.setdefault(key, []).append(c)
         for heading, items in groups.items():
             for c in sorted(items, key=lambda c: (c[1], c[2])):
-                yield DraftItem(heading, c[3], (sources[c[1]].n,))
+                yield DraftItem(heading, c[3], (sources[c[1]].n,), quote=c[3])
 
     def follow_ups(self, question: str, sources: Sequence[Source], audience: Audience) -> list[str]:
         out: list[str] = []

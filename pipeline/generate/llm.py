@@ -22,13 +22,15 @@ from pipeline.types import SECTION_TITLES, Kind
 
 
 def _point_schema(allowed: list[int]) -> dict[str, Any]:
+    """A statement, the exact words of its source that it restates (``quote``), and the sources it cites."""
     return {
         "type": "object",
         "properties": {
             "text": {"type": "string"},
+            "quote": {"type": "string"},
             "cite": {"type": "array", "items": {"type": "integer", "enum": allowed}, "minItems": 1, "maxItems": 3},
         },
-        "required": ["text", "cite"],
+        "required": ["text", "quote", "cite"],
     }
 
 
@@ -57,7 +59,11 @@ FOLLOW_UPS_SCHEMA: dict[str, Any] = {
 }
 
 _STR = r'"((?:[^"\\]|\\.)*)"'
-_POINT = re.compile(r'\{\s*"text"\s*:\s*' + _STR + r'\s*,\s*"cite"\s*:\s*\[([^\]]*)\]\s*\}')
+_VALUE = r'(?:"(?:[^"\\]|\\.)*"|\[[^\]]*\])'
+_FIELD = r'"(?:text|quote|cite)"\s*:\s*' + _VALUE
+# A point object: its fields in any order (servers differ), each a string or a list of numbers.
+_POINT = re.compile(r"\{\s*" + _FIELD + r"(?:\s*,\s*" + _FIELD + r")*\s*\}")
+_FIELDS = re.compile(r'"(text|quote|cite)"\s*:\s*(?:' + _STR + r"|\[([^\]]*)\])")
 _HEADING = re.compile(r'"heading"\s*:\s*' + _STR)
 _GROUPS = re.compile(r'"groups"\s*:')
 _DELIM = re.compile(r"</?source[^>]*>", re.I)
@@ -101,10 +107,23 @@ class StreamParser:
             if g:
                 heads = list(_HEADING.finditer(before, g.end()))
                 self.heading = (_unescape(heads[-1].group(1)).strip() or None) if heads else None
-            # A number past 9 digits is no source number; int() of thousands of digits would raise.
-            cites = tuple(int(x) if len(x) <= 10 else 0 for x in re.findall(r"-?\d+", m.group(2)))
-            out.append(DraftItem(self.heading if g else None, _unescape(m.group(1)).strip(), cites))
             self.pos = m.end()
+            item = _point(m.group(0), self.heading if g else None)
+            if item is not None:
+                out.append(item)
+
+
+def _point(obj: str, heading: str | None) -> DraftItem | None:
+    """A drafted statement from one point object's text; None without a "text" field."""
+    fields: dict[str, str] = {}
+    for f in _FIELDS.finditer(obj):  # left to right: a string value is consumed whole, never searched inside
+        fields.setdefault(f.group(1), f.group(2) if f.group(2) is not None else f"[{f.group(3)}]")
+    if "text" not in fields:
+        return None
+    # A number past 9 digits is no source number; int() of thousands of digits would raise.
+    cites = tuple(int(x) if len(x) <= 10 else 0 for x in re.findall(r"-?\d+", fields.get("cite", "")))
+    quote = _unescape(fields["quote"]).strip() if "quote" in fields else None
+    return DraftItem(heading, _unescape(fields["text"]).strip(), cites, quote)
 
 
 class LLMGenerator:
@@ -143,7 +162,9 @@ class LLMGenerator:
         schema = section_schema(request.kind, len(request.sources))
         parser = StreamParser()
         for piece in self.backend.stream(self.messages(request), schema, self.max_tokens):
-            yield from parser.feed(piece)
+            for item in parser.feed(piece):
+                # The schema asks every point for its quote: one left out is a quote not found, not a pass.
+                yield item if item.quote is not None else DraftItem(item.heading, item.text, item.cites, "")
 
     def follow_ups(self, question: str, sources: Sequence[Source], audience: Audience) -> list[str]:
         topics = "\n".join(

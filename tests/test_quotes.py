@@ -1,0 +1,179 @@
+"""Quotes: how they are compared, where they are found, and what happens to a statement whose quote is not there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import Settings
+from pipeline.answer import QUOTE_MARK, ask
+from pipeline.generate import LLMGenerator
+from pipeline.quotes import QuoteFinder, normalise, quote_key, quote_span, too_short
+from pipeline.render import to_html, to_markdown
+from pipeline.types import Block, Document, from_dict, to_dict
+from tests.fakes import ScriptedBackend, hashed_index
+
+LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
+SYSTEMIC = "FOLFOX chemotherapy treats metastatic colorectal cancer."
+Q = "What is the treatment for oligoprogressive colorectal cancer?"
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+@pytest.mark.parametrize(
+    ("passage", "quote"),
+    [
+        ("Adjuvant FOLFOX is the stan-\ndard of care.", "FOLFOX is the standard of care"),  # line-end hyphenation
+        ("first\u2011line therapy with FOLFOX", "First-line therapy with FOLFOX"),  # hyphen variants, case
+        ("first-line therapy with FOLFOX", "first line therapy with FOLFOX"),
+        ("the \ufb01rst option\u00a0is  surgery", "the first option is surgery"),  # ligature, no-break space
+        ("patients\u2019 \u201cbest\u201d outcome here", 'patients\' "best" outcome here'),  # quotation marks
+        ("co\u00adlorectal cancer is common", "colorectal cancer is common."),  # soft hyphen; the model's period
+    ],
+)
+def test_a_quote_is_found_through_case_spacing_hyphenation_and_unicode(passage: str, quote: str) -> None:
+    assert QuoteFinder([passage]).find(quote) == 0
+    span = quote_span(passage, quote)
+    assert span is not None and quote_key(passage[span[0] : span[1]]) == quote_key(quote)
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "FOLFOX is the preferred standard of care",  # a word added
+        "FOLFOX is standard of care",  # a word left out
+        "FOLFIRI is the standard of care",  # one letter changed
+        "",
+        " ... ",
+    ],
+)
+def test_no_fuzzy_matching_beyond_normalisation(quote: str) -> None:
+    assert QuoteFinder(["Adjuvant FOLFOX is the standard of care."]).find(quote) is None
+    assert quote_span("Adjuvant FOLFOX is the standard of care.", quote) is None
+
+
+def test_word_boundaries_and_where_to_look() -> None:
+    finder = QuoteFinder(["Surgery for stage II disease.", "FOLFOX for stage III disease."])
+    assert finder.find("for stage III disease") == 1
+    assert finder.find("for stage III disease", among=[0]) is None
+    assert finder.find("for stage III disease", among=[5, 1]) == 1, "positions out of range are skipped"
+    assert normalise("A  B\nc") == "a b c"
+
+
+def test_a_quote_must_be_long_enough_to_ground_its_statement() -> None:
+    assert too_short("colorectal cancer", "Local therapy treats colorectal cancer in most patients.")
+    assert not too_short("local therapy treats colorectal cancer", "Local therapy treats it.")
+    assert not too_short("Surgery.", "Surgery."), "a statement as short as its quote"
+
+
+# --------------------------------------------------------------------------- in answers
+
+
+def _docs() -> list[Document]:
+    return [
+        Document(
+            id="g-colon",
+            kind="guideline",
+            title="Colon cancer treatment",
+            source="NCI",
+            year=2025,
+            blocks=(Block(LOCAL, heading="Local therapy"),),
+        ),
+        Document(
+            id="g-meta",
+            kind="guideline",
+            title="Metastatic colorectal cancer",
+            source="NCI",
+            year=2025,
+            blocks=(Block(SYSTEMIC, heading="Systemic therapy"),),
+        ),
+        Document(
+            id="pmid:1",
+            kind="research",
+            title="SBRT trial",
+            pmid="1",
+            blocks=(Block("Radiotherapy of oligoprogressive colorectal cancer sites delayed a change of therapy."),),
+        ),
+    ]
+
+
+def _settings(**answer: object) -> Settings:
+    base = {"min_relevance": 0.0, "min_source_score": -1.0, "k_guideline": 2, "k_research": 1}
+    return Settings.preset("test", answer=base | answer)
+
+
+@pytest.fixture
+def index(tmp_path: Path, splitter):  # type: ignore[no-untyped-def]
+    return hashed_index(tmp_path / "ix", _docs(), _settings(), splitter)
+
+
+def _number_of(backend: ScriptedBackend, title: str) -> int:
+    shown = backend.calls[0][0][1]["content"]
+    return next(int(line[1]) for line in shown.splitlines() if line.startswith("[") and f"] {title} (" in line)
+
+
+def _ask(index, points: list[dict[str, object]], **answer: object):  # type: ignore[no-untyped-def]
+    guideline = json.dumps({"lead": points[:1], "groups": [{"heading": "Therapy", "points": points[1:]}]})
+    research = json.dumps({"groups": [{"heading": "", "points": [{"text": "No quote.", "cite": [1]}]}]})
+    backend = ScriptedBackend([guideline, research, json.dumps({"questions": []})])
+    answer_ = ask(Q, index, generator=LLMGenerator(backend, name="s"), settings=_settings(**answer))
+    return answer_, backend
+
+
+def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no-untyped-def]
+    # Which local number each guideline got depends on retrieval: cite both ways round and look at the result.
+    points = [
+        {"text": "SBRT treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1]},
+        {"text": "FOLFOX treats metastatic disease.", "quote": "FOLFOX chemotherapy treats metastatic", "cite": [1]},
+        {"text": "FOLFIRI is preferred.", "quote": "FOLFIRI is preferred for all patients", "cite": [2]},
+        {"text": "Surgery helps.", "quote": "cancer", "cite": [2]},  # too short to ground anything
+        {"text": "It works.", "cite": [1]},  # no quote at all
+    ]
+    answer, backend = _ask(index, points)
+    g = answer.sections[0]
+    shown = [st for grp in g.groups for st in grp.items]
+    assert [st.text for st in shown] == ["SBRT treats oligoprogressive lesions.", "FOLFOX treats metastatic disease."]
+    refs = {r.n: r for r in answer.references}
+    for st in shown:  # each kept statement cites the source whose words it quotes, whatever number it gave
+        assert any(QuoteFinder([p.text for p in refs[n].passages]).find(st.quote) is not None for n in st.citations)
+    assert refs[shown[0].citations[0]].title == "Colon cancer treatment"
+    assert refs[shown[1].citations[0]].title == "Metastatic colorectal cancer"
+    moved = 1 if _number_of(backend, "Colon cancer treatment") == 1 else 0
+    s = answer.stats
+    assert s["quotes_found"] == 2 - moved and s.get("quotes_moved", 0) == moved
+    assert s["quotes_not_found"] == 3 + 1, "three guideline statements and the research one"
+    assert answer.sections[1].abstained, "a section whose every quote is missing says nothing"
+    assert shown[0].quote == LOCAL
+
+
+def test_mark_keeps_a_statement_whose_quote_is_missing_and_says_so(index) -> None:  # type: ignore[no-untyped-def]
+    points = [{"text": "FOLFIRI is preferred.", "quote": "FOLFIRI is preferred for all patients", "cite": [1]}]
+    answer, _ = _ask(index, points, uncited="mark")
+    lead = answer.sections[0].groups[0].items[0]
+    assert lead.text == f"FOLFIRI is preferred. {QUOTE_MARK}" and lead.quote == "" and lead.citations
+    assert answer.stats["quotes_not_found"] >= 1
+
+
+def test_quotes_off_trusts_the_citations(index) -> None:  # type: ignore[no-untyped-def]
+    answer, _ = _ask(
+        index, [{"text": "FOLFIRI is preferred.", "quote": "not there at all really", "cite": [1]}], quotes="off"
+    )
+    assert answer.sections[0].groups[0].items[0].text == "FOLFIRI is preferred."
+    assert "quotes_not_found" not in answer.stats
+
+
+def test_extractive_statements_are_their_own_quotes_and_every_face_shows_them(index) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(Q, index, generator="extractive", settings=_settings())
+    items = [st for s in answer.sections for g in s.groups for st in g.items if not st.text.startswith("The indexed")]
+    assert items and all(st.quote for st in items), items
+    assert answer.stats.get("quotes_not_found", 0) == 0 and answer.stats["quotes_found"] == len(items)
+    d = to_dict(answer)
+    assert d["sections"][0]["blocks"][0]["items"][0]["quote"] == items[0].quote
+    assert from_dict(json.loads(json.dumps(d))) == answer
+    md = to_markdown(answer)
+    assert f'"{items[0].quote}"' in md.split("## References", 1)[1], "Markdown lists the quoted words"
+    page = to_html(answer)
+    assert "<mark>" in page, "the revealed passage marks the quoted words"
