@@ -44,11 +44,12 @@ def expand_schema(mode: ExpandMode) -> dict[str, Any]:
     expansion take minutes; ``max_tokens`` bounds the reply instead and :func:`parse_expansion` cuts it.
     """
     props: dict[str, Any] = {}
-    if mode in ("passage", "both"):
-        props["passage"] = {"type": "string"}
+    # The short queries first: a reply cut at max_tokens then loses the passage's end, not the queries.
     if mode in ("queries", "both"):
         props["queries"] = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2}
-    return {"type": "object", "properties": props, "required": sorted(props)}
+    if mode in ("passage", "both"):
+        props["passage"] = {"type": "string"}
+    return {"type": "object", "properties": props, "required": list(props)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,14 @@ class Expansion:
         return ((self.passage,) if self.passage else ()) + self.queries
 
 
+def _unescape(s: str) -> str:
+    s = s[:-1] if s.endswith("\\") and not s.endswith("\\\\") else s  # cut inside an escape
+    try:
+        return str(json.loads(f'"{s}"'))
+    except ValueError:
+        return s
+
+
 def _clean(text: Any, limit: int) -> str:
     return " ".join(text.split())[:limit].strip() if isinstance(text, str) else ""
 
@@ -78,9 +87,9 @@ def parse_expansion(text: str, mode: ExpandMode) -> tuple[str, tuple[str, ...]]:
         d = json.loads(text)
         if isinstance(d, dict):
             passage, queries = d.get("passage"), d.get("queries")
-    except (ValueError, RecursionError):  # a reply cut at max_tokens: take the complete strings it holds
-        m = re.search(r'"passage"\s*:\s*' + _STR, text)
-        passage = json.loads(f'"{m.group(1)}"') if m else None
+    except (ValueError, RecursionError):  # a reply cut at max_tokens: the complete queries, the passage so far
+        m = re.search(r'"passage"\s*:\s*"((?:[^"\\]|\\.)*)', text)
+        passage = _unescape(m.group(1)) if m else None
         q = re.search(r'"queries"\s*:\s*\[', text)
         queries = [json.loads(f'"{x}"') for x in re.findall(_STR, text[q.end() :])] if q else None
     p = _clean(passage, MAX_PASSAGE_CHARS) if mode in ("passage", "both") else ""

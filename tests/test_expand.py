@@ -66,6 +66,9 @@ def test_parse_takes_the_passage_first_then_the_queries_without_repeats() -> Non
 def test_parse_keeps_the_complete_strings_of_a_reply_cut_short() -> None:
     cut = '{"passage": "Resection of liver \\"metastases\\" is standard.", "queries": ["liver resection", "abla'
     assert parse_expansion(cut, "both") == ('Resection of liver "metastases" is standard.', ("liver resection",))
+    cut = '{"queries": ["liver resection", "ablation"], "passage": "Resection of liver metastases is st'
+    assert parse_expansion(cut, "both") == ("Resection of liver metastases is st", ("liver resection", "ablation"))
+    assert parse_expansion('{"passage": "Cut in an escape \\', "passage") == ("Cut in an escape", ())
     assert parse_expansion("not json at all", "both") == ("", ())
     assert parse_expansion('["a list"]', "both") == ("", ())
 
@@ -73,7 +76,7 @@ def test_parse_keeps_the_complete_strings_of_a_reply_cut_short() -> None:
 def test_the_schema_asks_only_for_what_the_mode_uses() -> None:
     assert expand_schema("passage")["required"] == ["passage"]
     assert expand_schema("queries")["required"] == ["queries"]
-    assert expand_schema("both")["required"] == ["passage", "queries"]
+    assert expand_schema("both")["required"] == ["queries", "passage"], "the short part first"
     assert "maxLength" not in json.dumps(expand_schema("both")), "llama.cpp grammars of string bounds are slow"
     with pytest.raises(ValueError, match="passage, queries or both"):
         LLMExpander(ScriptedBackend([]), "off")  # type: ignore[arg-type]
