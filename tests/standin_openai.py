@@ -63,10 +63,24 @@ class Handler(BaseHTTPRequestHandler):
             passage, claim = user.split("Claim: ", 1)
             word = claim.split()[0].lower()
             yes = word in passage.lower()
-            top = [
-                {"token": "Yes", "logprob": -0.1 if yes else -3.0},
-                {"token": "No", "logprob": -3.0 if yes else -0.1},
-            ]
+            # As real servers (llama.cpp's, OpenAI's) list them: case and spacing variants as their own tokens,
+            # the strongest first. A judge that keeps the last variant of a side reads "Yes" -0.55 as -4.1.
+            if yes:
+                top = [
+                    {"token": "Yes", "logprob": -0.55},
+                    {"token": "No", "logprob": -0.86},
+                    {"token": " Yes", "logprob": -3.2},
+                    {"token": "YES", "logprob": -5.0},
+                    {"token": "yes", "logprob": -4.1},
+                ]
+            else:
+                top = [
+                    {"token": "No", "logprob": -0.3},
+                    {"token": "Yes", "logprob": -1.5},
+                    {"token": " no", "logprob": -4.0},
+                    {"token": "NO", "logprob": -5.2},
+                    {"token": "yes", "logprob": -6.0},
+                ]
             reply_body = {
                 "choices": [
                     {

@@ -65,6 +65,25 @@ def test_openai_judge_scores_from_logprobs(server) -> None:  # type: ignore[no-u
     assert log.read_text().count('"max_tokens": 1') == 2
 
 
+def test_yes_no_score_adds_every_variant_of_each_side() -> None:
+    import math
+
+    from pipeline.judge.ask import MISSING_LOGPROB, yes_no_score
+
+    top = [
+        {"token": "Yes", "logprob": -0.55},
+        {"token": "No", "logprob": -0.86},
+        {"token": " Yes", "logprob": -3.2},
+        {"token": "YES", "logprob": -5.0},
+        {"token": "yes", "logprob": -4.1},
+    ]
+    yes = math.log(sum(math.exp(x) for x in (-0.55, -3.2, -5.0, -4.1)))
+    assert yes_no_score(top) == pytest.approx(yes + 0.86)
+    assert yes_no_score(top) > 0.31, "the later variants add to 'Yes', never replace it"
+    assert yes_no_score([{"token": "No", "logprob": -0.1}]) == pytest.approx(MISSING_LOGPROB + 0.1)
+    assert yes_no_score([{"token": "Maybe", "logprob": -0.1}, "junk", {"token": 5}]) is None
+
+
 def test_openai_judge_without_a_server() -> None:
     with pytest.raises(GenerationError, match="cannot reach the judge server"):
         OpenAIJudge("http://127.0.0.1:9/v1", "m", timeout_s=2).score([("a", "b")])

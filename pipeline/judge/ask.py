@@ -115,6 +115,26 @@ class LLMJudge:
         return out
 
 
+MISSING_LOGPROB = -30.0  # a side with no variant among the top log-probabilities
+
+
+def yes_no_score(top: Sequence[Any]) -> float | None:
+    """log P(yes) - log P(no) from a reply's top log-probabilities, each side the log-sum-exp of all its variants
+    ("Yes", " yes", "YES", ...): servers list case and spacing variants as separate tokens, and the later ones
+    must add to the first, not overwrite it. None when neither side is among them."""
+    sides: dict[str, list[float]] = {"yes": [], "no": []}
+    for t in top:
+        if not isinstance(t, dict):
+            continue
+        token, lp = t.get("token"), t.get("logprob")
+        if isinstance(token, str) and isinstance(lp, (int, float)) and token.strip().lower() in sides:
+            sides[token.strip().lower()].append(float(lp))
+    if not sides["yes"] and not sides["no"]:
+        return None
+    yes, no = (float(np.logaddexp.reduce(v)) if v else MISSING_LOGPROB for v in (sides["yes"], sides["no"]))
+    return yes - no
+
+
 class OpenAIJudge:
     """A served model (OpenAI-compatible) asked the yes/no question; score from its log-probabilities."""
 
@@ -145,9 +165,9 @@ class OpenAIJudge:
             reply = self.client.post("chat/completions", body)
             choice = reply["choices"][0]
             top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
-            lp = {t["token"].strip().lower(): t["logprob"] for t in top}
-            if "yes" in lp or "no" in lp:
-                out.append(lp.get("yes", -30.0) - lp.get("no", -30.0))
+            score = yes_no_score(top)
+            if score is not None:
+                out.append(score)
             else:
                 text = str(choice.get("message", {}).get("content", "")).strip().lower()
                 out.append(1.0 if text.startswith("yes") else -1.0)
