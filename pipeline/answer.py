@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.cite import References, parse_citations
-from pipeline.errors import InputError
+from pipeline.errors import InputError, ReplyError
 from pipeline.expand import Expansion, LLMExpander
 from pipeline.generate import (
     Audience,
@@ -87,6 +87,15 @@ DISCLAIMER = {
 UNCITED_MARK = "(unsupported: no valid citation)"
 UNSUPPORTED_MARK = "(not supported by the cited passages)"
 QUOTE_MARK = "(its quote is not in the cited passages)"
+# A section whose passages were found but whose model reply gave no statement that survived the checks.
+FAILED = "This section could not be written from the {n} passages found: {why}."
+CUT_SHORT = "The rest of this section could not be written: {why}."
+WHY = {
+    "length": "the model's reply was cut at its token limit",
+    "interrupted": "the model's reply was interrupted",
+    "unusable": "the model's reply held no statement in the shape asked for",
+    "dropped": "none of the model's statements had its quote in, or a citation of, those passages",
+}
 
 
 # --------------------------------------------------------------------------- options
@@ -424,20 +433,43 @@ def _section(
         # is numbered first (it comes first) but shown only once a statement of the generator's follows it.
         held = _numbered_notice(request, refs, stats, run.settings)
         finder = QuoteFinder([s.hit.chunk.text for s in request.sources])
-        for draft in run.generator.draft_section(request):
-            st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder)
-            if st is None:
-                continue
-            for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
-                first = not groups or groups[-1][0] != heading
-                if first:
-                    groups.append((heading, []))
-                groups[-1][1].append(item)
-                yield ItemWritten(title, heading, item, first)
-            held = None
+        drafted = 0
+        failure: str | None
+        try:
+            for draft in run.generator.draft_section(request):
+                drafted += 1
+                st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder)
+                if st is None:
+                    continue
+                for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
+                    first = not groups or groups[-1][0] != heading
+                    if first:
+                        groups.append((heading, []))
+                    groups[-1][1].append(item)
+                    yield ItemWritten(title, heading, item, first)
+                held = None
+        except ReplyError as e:  # one reply failed: this section says so, the answer goes on
+            log.warning("%s: %s", title, e)
+            stats.add(f"replies_{e.reason}")
+            failure = e.reason
+        else:
+            failure = "dropped" if drafted and not groups and isinstance(run.generator, LLMGenerator) else None
         if held:  # nothing followed: the section abstains, and the notice's numbers are given back
             refs.restore(held[1])
             stats.add("statements", -1)
+        if failure is not None:
+            stats.add("sections_failed")
+            text = (CUT_SHORT if groups else FAILED).format(n=len(request.sources), why=WHY[failure])
+            note = Statement(text)
+            first = not groups or groups[-1][0] is not None
+            if first:
+                groups.append((None, []))
+            groups[-1][1].append(note)
+            yield ItemWritten(title, None, note, first)
+            if len(groups) == 1 and len(groups[0][1]) == 1:  # the note alone
+                section = Section(title, (Group(None, (note,)),), abstained=True)
+                yield SectionDone(section)
+                return section
     if groups:
         section = Section(title, tuple(Group(h, tuple(items)) for h, items in groups))
     else:  # nothing relevant enough, or every statement was dropped: say so rather than fill space

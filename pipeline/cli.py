@@ -19,7 +19,7 @@ from pipeline import corpus as corpus_mod
 from pipeline.answer import AskOptions, ask_stream
 from pipeline.batch import BatchOptions, RayEmbedder, run_batch
 from pipeline.embed import SentenceTransformerEmbedder
-from pipeline.errors import IndexError_, InputError, PipelineError
+from pipeline.errors import GenerationError, IndexError_, InputError, PipelineError
 from pipeline.index import build_index, open_index
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
@@ -45,7 +45,7 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="Settings preset: defau
 
 def _fail(e: PipelineError) -> None:
     typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(4 if isinstance(e, IndexError_) else 3)
+    raise typer.Exit(4 if isinstance(e, IndexError_) else 6 if isinstance(e, GenerationError) else 3)
 
 
 # Options that several commands share, spelled once.

@@ -12,6 +12,8 @@ catch one type. Messages name the file, item and value that are wrong, and what 
     ├── IndexError_           an index folder is missing, damaged, or unreadable
     │   └── IndexMismatchError  an index was built with other settings or another model
     └── GenerationError       a generator failed (reserved for the answer stage)
+        ├── ServerError       an OpenAI-compatible server answered with an HTTP error
+        └── ReplyError        one model reply was cut short or held nothing usable (fails one section)
 
 ``IndexError_`` carries a trailing underscore so it never shadows the builtin ``IndexError``;
 it is exported as ``pipeline.IndexLoadError`` too.
@@ -80,6 +82,26 @@ class GenerationError(PipelineError):
     """A generator failed to produce an answer."""
 
     retryable = True
+
+
+class ServerError(GenerationError):
+    """An OpenAI-compatible server answered with an HTTP error; ``status`` and the start of its ``body`` kept."""
+
+    def __init__(self, message: str, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retryable = status in (408, 429) or status >= 500
+
+
+class ReplyError(GenerationError):
+    """One model reply cannot be used: cut short (``reason`` "length" or "interrupted") or holding no statement in
+    the shape asked for ("unusable"). It fails the section it was for, never the whole answer: the section says
+    so and the answer's stats count it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class RunMismatchError(InputError):

@@ -125,7 +125,9 @@ class LLMExpander:
         an error of its own: the question's own search still answers."""
         t0 = time.perf_counter()
         try:
-            text = complete(self.backend, self.messages(question), expand_schema(self.mode), self.max_tokens)
+            text = complete(
+                self.backend, self.messages(question), expand_schema(self.mode), self.max_tokens, cut_ok=True
+            )
         except Exception as e:  # noqa: BLE001 - expansion is an aid to search; the answer goes on without it
             log.warning("query expansion failed (%s: %s); searching with the question alone", type(e).__name__, e)
             return Expansion(seconds=time.perf_counter() - t0, failed=f"{type(e).__name__}: {e}")

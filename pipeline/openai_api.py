@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.errors import GenerationError
+from pipeline.errors import GenerationError, ServerError
 from pipeline.settings import OpenAISettings
 
 
@@ -58,7 +58,7 @@ class OpenAIClient:
         except httpx.HTTPError as e:
             raise self._unreachable(url, e) from None
         if r.status_code != 200:
-            raise GenerationError(f"{url}: HTTP {r.status_code}: {r.text[:200]}")
+            raise ServerError(f"{url}: HTTP {r.status_code}: {r.text[:200]}", r.status_code, r.text[:2000])
         try:
             reply = r.json()
         except ValueError:
@@ -74,7 +74,8 @@ class OpenAIClient:
             with httpx.stream("POST", url, json=body, headers=self._headers, timeout=self.timeout_s) as resp:
                 if resp.status_code != 200:
                     resp.read()
-                    raise GenerationError(f"{url}: HTTP {resp.status_code}: {resp.text[:200]}")
+                    code, text = resp.status_code, resp.text
+                    raise ServerError(f"{url}: HTTP {code}: {text[:200]}", code, text[:2000])
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
                         continue

@@ -171,7 +171,10 @@ class OpenAISettings(_Group):
     timeout_s: float = Field(default=120.0, gt=0)
     max_tokens: int = Field(default=600, ge=16)
     temperature: float = Field(default=0.0, ge=0)
-    json_schema: bool = True  # send response_format json_schema; turn off for servers without it
+    # How the reply is held to the section's JSON schema: "json_schema" (OpenAI, vLLM: response_format json_schema),
+    # "json_object" (llama.cpp's server: response_format json_object with the schema), "ollama" (Ollama's
+    # "format" field), "none" (the prompt alone asks for JSON).
+    structured: Literal["json_schema", "json_object", "ollama", "none"] = "json_schema"
     max_concurrency: int = Field(default=4, ge=1)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import ABSTAIN, ask, ask_stream
+from pipeline.answer import ABSTAIN, FAILED, WHY, ask, ask_stream
 from pipeline.errors import InputError
 from pipeline.generate import (
     ExtractiveGenerator,
@@ -157,7 +157,9 @@ def test_injected_document_cannot_change_structure(index) -> None:  # type: igno
     answer = ask(Q, index, generator=LLMGenerator(backend, name="s"), settings=SETTINGS)
     assert [s.title for s in answer.sections] == ["From the Guidelines", "From the Research"]
     assert all(s.abstained for s in answer.sections)
-    assert answer.sections[0].groups[0].items[0].text == ABSTAIN["guideline"]
+    # Passages were found: the section says generation failed, not that no guideline addresses the question.
+    assert answer.sections[0].groups[0].items[0].text == FAILED.format(n=3, why=WHY["unusable"])
+    assert answer.stats["replies_unusable"] == 2 and answer.stats["sections_failed"] == 2
     assert answer.references == ()
     # The injected text reaches the model only inside a numbered source block, after the system rules.
     system, user = backend.calls[0][0]

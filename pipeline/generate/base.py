@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from pipeline.errors import ReplyError
 from pipeline.types import Hit, Kind
 
 Audience = Literal["clinician", "patient"]
@@ -67,9 +68,27 @@ class ChatBackend(Protocol):
     def stream(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Iterator[str]: ...
 
 
-def complete(backend: ChatBackend, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> str:
-    """The whole text of one short completion (a follow-up rewrite, a list of questions): no streaming needed."""
-    return "".join(backend.stream(messages, schema, max_tokens))
+def complete(
+    backend: ChatBackend,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any],
+    max_tokens: int,
+    *,
+    cut_ok: bool = False,
+) -> str:
+    """The whole text of one short completion (a follow-up rewrite, a list of questions): no streaming needed.
+
+    With ``cut_ok``, a reply cut at ``max_tokens`` is returned as far as it got (its caller parses what is
+    complete); otherwise, and for a reply interrupted any other way, :class:`~pipeline.errors.ReplyError`.
+    """
+    pieces: list[str] = []
+    try:
+        for piece in backend.stream(messages, schema, max_tokens):
+            pieces.append(piece)
+    except ReplyError as e:
+        if not (cut_ok and e.reason == "length"):
+            raise
+    return "".join(pieces)
 
 
 def heading_leaf(heading: str) -> str:

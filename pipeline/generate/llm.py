@@ -12,13 +12,17 @@ Every word the model is shown comes from ``prompts/`` (section, follow-ups, audi
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
 from pipeline.prompts import Prompt, load_prompt
 from pipeline.types import SECTION_TITLES, Kind
+
+log = logging.getLogger(__name__)
 
 
 def _point_schema(allowed: list[int]) -> dict[str, Any]:
@@ -159,12 +163,37 @@ class LLMGenerator:
         )
 
     def draft_section(self, request: SectionRequest) -> Iterator[DraftItem]:
+        """The section's statements as the reply streams in.
+
+        A reply cut short before its first statement is asked for once more (a reply cut at ``max_tokens`` with
+        half again as many); cut short after one, or again, it raises :class:`~pipeline.errors.ReplyError` and
+        the statements already given stand. A whole reply with no statement in the schema's shape raises
+        ``ReplyError("unusable")``: the section then says generation failed, never that no source addresses the
+        question.
+        """
         schema = section_schema(request.kind, len(request.sources))
-        parser = StreamParser()
-        for piece in self.backend.stream(self.messages(request), schema, self.max_tokens):
-            for item in parser.feed(piece):
-                # The schema asks every point for its quote: one left out is a quote not found, not a pass.
-                yield item if item.quote is not None else DraftItem(item.heading, item.text, item.cites, "")
+        messages = self.messages(request)
+        max_tokens = self.max_tokens
+        for attempt in (1, 2):
+            parser = StreamParser()
+            given = 0
+            try:
+                for piece in self.backend.stream(messages, schema, max_tokens):
+                    for item in parser.feed(piece):
+                        given += 1
+                        # The schema asks every point for its quote: one left out is a quote not found, not a pass.
+                        yield item if item.quote is not None else DraftItem(item.heading, item.text, item.cites, "")
+            except ReplyError as e:
+                if given or attempt == 2:
+                    raise
+                log.warning("%s; asking once more", e)
+                max_tokens = max_tokens * 3 // 2 if e.reason == "length" else max_tokens
+                continue
+            if not given and not _empty_section(parser.text):
+                raise ReplyError(
+                    "unusable", f"the model's reply held no statement in the asked shape: {parser.text[:160]!r}"
+                )
+            return
 
     def follow_ups(self, question: str, sources: Sequence[Source], audience: Audience) -> list[str]:
         topics = "\n".join(
@@ -178,11 +207,46 @@ class LLMGenerator:
         )
         label = self.audience_prompt.text(f"{audience} label")
         msgs = self.follow_prompt.render(audience_label=label, question=question, topics=topics)
-        text = complete(self.backend, msgs, FOLLOW_UPS_SCHEMA, 160)
-        try:
-            qs = json.loads(text).get("questions", [])
-        except (ValueError, AttributeError, RecursionError):  # JSONDecodeError is a ValueError, as are huge ints
-            qs = [_unescape(x) for x in re.findall(_STR, text.split("[", 1)[-1])]
-        if not isinstance(qs, list):  # {"questions": 5}
-            qs = []
-        return [q.strip() for q in qs if isinstance(q, str) and q.strip()][:3]
+        for attempt in (1, 2):  # an interrupted reply is asked for once more, then gives none: never a failed answer
+            try:
+                return parse_follow_ups(complete(self.backend, msgs, FOLLOW_UPS_SCHEMA, 160, cut_ok=True))
+            except ReplyError as e:
+                log.warning("follow-up questions: %s%s", e, "; asking once more" if attempt == 1 else "; none given")
+        return []
+
+
+def _empty_section(text: str) -> bool:
+    """Whether a reply is a well-formed section with no statement (``{"groups": []}``): the model wrote nothing
+    on purpose, and the section abstains."""
+    try:
+        d = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(d, dict) and isinstance(d.get("groups"), list) and not d["groups"] and not d.get("lead")
+
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
+_QUESTION_FIELD = re.compile(r'"(?:question|q|text)"\s*:\s*' + _STR)
+
+
+def parse_follow_ups(text: str) -> list[str]:
+    """Up to three questions from a model's reply: ``{"questions": [...]}`` as asked, a bare list, a list of
+    ``{"question": ...}`` objects, inside a Markdown code fence or cut short. Key names are never questions."""
+    body = _FENCE.sub("", text.strip())
+    try:
+        found: Any = json.loads(body)
+    except (ValueError, RecursionError):  # cut short or not JSON: the complete strings it holds
+        fields = [_unescape(x) for x in _QUESTION_FIELD.findall(body)]
+        strings = fields or [_unescape(x) for x in re.findall(_STR, body.split("[", 1)[-1])]
+        found = [q for q in strings if q.rstrip().endswith("?")]
+    if isinstance(found, dict):
+        found = found.get("questions", found.get("follow_ups", []))
+    if not isinstance(found, list):  # {"questions": 5}
+        return []
+    out: list[str] = []
+    for q in found:
+        if isinstance(q, dict):
+            q = q.get("question", q.get("q", q.get("text")))
+        if isinstance(q, str) and q.strip() and len(q.split()) >= 3:
+            out.append(" ".join(q.split()))
+    return list(dict.fromkeys(out))[:3]

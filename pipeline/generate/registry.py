@@ -38,7 +38,7 @@ def _openai(settings: Settings, index: Index | None) -> Generator:
         api_key=api_key(o),
         timeout_s=o.timeout_s,
         temperature=o.temperature,
-        json_schema=o.json_schema,
+        structured=o.structured,
     )
     return LLMGenerator(backend, name="openai", max_tokens=o.max_tokens)
 
