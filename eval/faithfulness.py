@@ -110,7 +110,7 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
                     if good:
                         texts = cited_evidence(st, refs, good)  # what ask --verify judged, too
                         job["joint"] = plan.need(claim, "\n\n".join(texts))
-                        if len(good) > 1:
+                        if len(texts) > 1:  # one text for a quoted statement: its quote's sentences
                             job["single"] = [plan.need(claim, t) for t in texts]
                             job["without"] = [
                                 plan.need(claim, "\n\n".join(t for j, t in enumerate(texts) if j != i))

@@ -52,6 +52,7 @@ from pipeline.types import (
     SectionStarted,
     Statement,
     judged_text,
+    quoted_evidence,
 )
 
 log = logging.getLogger(__name__)
@@ -523,6 +524,14 @@ def abstain_text(request: SectionRequest) -> str:
     return UNMENTIONED[request.kind].format(terms=_named(request.unmentioned)) + ABSTAIN_UNMENTIONED[request.kind]
 
 
+def _by_document(hits: Sequence[Hit]) -> list[tuple[str, list[str]]]:
+    """(header, passage texts) per cited document, in order of first citation: a saved answer's references."""
+    by_doc: dict[str, list[Hit]] = {}
+    for h in hits:
+        by_doc.setdefault(h.chunk.doc_id, []).append(h)
+    return [(hs[0].document.header(), [h.chunk.text for h in hs]) for hs in by_doc.values()]
+
+
 def cited_texts(hits: Sequence[Hit]) -> list[str]:
     """What a judge reads for a statement citing ``hits``: one :func:`~pipeline.types.judged_text` per document,
     in order of first citation, its cited passages in citation order (as the saved answer's references and
@@ -564,7 +573,9 @@ def _check(
                 return None
             text = f"{text} {QUOTE_MARK}"
     if valid and verify is not None:
-        passage = "\n\n".join(cited_texts([sources[n - 1].hit for n in valid]))
+        hits = [sources[n - 1].hit for n in valid]
+        quoted = quoted_evidence(quote, _by_document(hits)) if quote else None
+        passage = quoted if quoted is not None else "\n\n".join(cited_texts(hits))
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:

@@ -19,6 +19,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from pipeline.text import sentences
+
 MIN_QUOTE_WORDS = 4  # shorter quotes (unless the whole statement is shorter) ground nothing
 MAX_QUOTE_WORDS = 60  # the prompt asks for about 40; a longer one is a copied passage, still checked
 
@@ -79,6 +81,24 @@ def quote_span(passage: str, quote: str) -> tuple[int, int] | None:
     start = _prefix_reaching(passage, at + 1) - 1
     end = _prefix_reaching(passage, at + len(key))
     return (start, end) if 0 <= start < end else None
+
+
+def quote_context(passage: str, quote: str) -> str | None:
+    """The whole sentences of ``passage`` that ``quote`` falls in: what a judge reads a quoted statement against
+    (short enough for a small checker, and the quote's qualifiers with it). None when the quote is not there."""
+    span = quote_span(passage, quote)
+    if span is None:
+        return None
+    a, b = span
+    out, at = [], 0
+    for sent in sentences(passage):
+        start = passage.find(sent, at)
+        if start < 0:  # the splitter joined or trimmed: fall back to the quote alone
+            return passage[a:b]
+        end = at = start + len(sent)
+        if end > a and start < b:
+            out.append(sent)
+    return " ".join(out) or passage[a:b]
 
 
 def _prefix_reaching(passage: str, target: int) -> int:

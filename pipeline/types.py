@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from pipeline.errors import InputError
+from pipeline.quotes import quote_context
 from pipeline.render import (
     GUIDELINES_TITLE,
     RESEARCH_TITLE,
@@ -327,17 +328,45 @@ def cited_evidence(
 
     Only the passages the statement was written from are read when it records them (``chunk_ids``, in that
     order); otherwise every passage of the reference. ``numbers``: the citations to read, when not the
-    statement's own (an answer from another tool may write its markers into the text).
+    statement's own (an answer from another tool may write its markers into the text). A statement with a
+    ``quote`` found in one of them is read against that quote's sentences alone (:func:`quoted_evidence`).
     """
-    out = []
-    for n in statement.citations if numbers is None else numbers:
-        ref = references.get(n)
-        if ref is None:
-            continue
-        by_id = {p.chunk_id: p for p in ref.passages}
-        own = [by_id[c] for c in statement.chunk_ids if c in by_id]
-        out.append(judged_text(ref.header(), [p.text for p in (own or ref.passages)]))
+    out = [
+        judged_text(references[n].header(), [p.text for p in _own(statement, references[n])])
+        for n in (statement.citations if numbers is None else numbers)
+        if n in references
+    ]
+    if statement.quote:  # judged against the sentences its quote is in (the same in ask --verify)
+        quoted = quoted_evidence(
+            statement.quote,
+            [
+                (references[n].header(), [p.text for p in _own(statement, references[n])])
+                for n in (statement.citations if numbers is None else numbers)
+                if n in references
+            ],
+        )
+        if quoted is not None:
+            return [quoted]
     return out
+
+
+def _own(statement: Statement, ref: Reference) -> list[Passage]:
+    by_id = {p.chunk_id: p for p in ref.passages}
+    return [by_id[c] for c in statement.chunk_ids if c in by_id] or list(ref.passages)
+
+
+def quoted_evidence(quote: str, sources: Sequence[tuple[str, Sequence[str]]]) -> str | None:
+    """What a judge reads a quoted statement against: the header of the first source (``(header, passages)``, in
+    citation order) whose passage holds the quote, and the sentences the quote falls in. None when none holds it.
+
+    ``ask --verify`` and ``medcite eval`` both read a quoted statement this way, so it scores the same in both.
+    """
+    for header, passages in sources:
+        for text in passages:
+            context = quote_context(text, quote)
+            if context is not None:
+                return judged_text(header, [context])
+    return None
 
 
 # --------------------------------------------------------------------------- events of a streamed answer

@@ -52,3 +52,66 @@ def test_a_statement_scores_the_same_in_ask_verify_and_in_eval(tmp_path: Path, s
     for text, score in at_ask.items():
         marked = next(t for t in at_eval if t.startswith(text))
         assert at_eval[marked] is not None and round(at_eval[marked], 4) == score, text
+
+
+def test_a_quoted_statement_is_judged_against_its_quote_s_sentences_in_both(tmp_path: Path, splitter) -> None:  # type: ignore[no-untyped-def]
+    from pipeline import Settings
+    from pipeline.types import Block, Document
+
+    passage = (
+        "Chemotherapy is discussed elsewhere. Stereotactic radiotherapy treats oligoprogressive colorectal cancer "
+        "lesions when systemic therapy continues. Surgery is an option for some patients with few metastases."
+    )
+    docs = [
+        Document(
+            id="g1", kind="guideline", title="Colon", source="NCI", year=2025, blocks=(Block(passage, heading="Local"),)
+        ),
+        Document(
+            id="r1", kind="research", title="A trial", pmid="1", blocks=(Block("SBRT delayed a change of therapy."),)
+        ),
+    ]
+    settings = Settings.preset("test", answer=SETTINGS.answer.model_dump() | {"quotes": "check"})
+    index = hashed_index(tmp_path / "ix", docs, settings, splitter)
+    quote = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions"
+    guideline = json.dumps(
+        {"lead": [{"text": "SBRT treats the progressing lesions.", "quote": quote, "cite": [1]}], "groups": []}
+    )
+    research = json.dumps(
+        {
+            "groups": [
+                {
+                    "heading": "",
+                    "points": [
+                        {"text": "SBRT delayed change.", "quote": "SBRT delayed a change of therapy", "cite": [1]}
+                    ],
+                }
+            ]
+        }
+    )
+    seen: list[tuple[str, str]] = []
+
+    class Recording(LexicalJudge):
+        def score(self, pairs):  # type: ignore[no-untyped-def]
+            seen.extend(pairs)
+            return super().score(pairs)
+
+    judge = Recording(threshold=2.0)
+    backend = ScriptedBackend([guideline, research, json.dumps({"questions": []})])
+    answer = ask(
+        Q, index, generator=LLMGenerator(backend, name="s"), settings=settings, verifier=judge, verify_action="mark"
+    )
+    at_ask = {r["text"]: r["score"] for r in (answer.verification or {})["marked"]}
+    assert len(at_ask) == 2 and answer.stats["quotes_found"] == 2
+    judged = dict(seen)["SBRT treats the progressing lesions."]
+    assert "when systemic therapy continues" in judged, "the whole sentence the quote is in, with its qualifier"
+    assert "Surgery" not in judged and "Chemotherapy" not in judged, "and not the rest of the passage"
+    seen.clear()
+    saved = from_dict(json.loads(json.dumps(to_dict(answer))))
+    verdicts = judge_answers([("a", saved, {})], judge)
+    assert dict(seen)["SBRT treats the progressing lesions."] == judged
+    for v in verdicts:
+        if v.text.startswith("The indexed"):  # the notice of what the index lacks is not checked at answer time
+            continue
+        text = next((t for t in at_ask if v.text.startswith(t)), None)
+        assert text is not None, (v.text, list(at_ask))
+        assert round(v.score or 0.0, 4) == at_ask[text]
