@@ -30,15 +30,20 @@ from pipeline.types import to_dict
 def summarise(answers: list[dict[str, object]], generator: str, model: str, seconds: list[float]) -> dict[str, object]:
     """The validity table from answers in the JSON shape (their ``stats``)."""
     drafted = valid = out_of_range = abstained = sections = 0
+    quotes = {"quotes_found": 0, "quotes_moved": 0, "quotes_not_found": 0, "quotes_dropped": 0, "sections_failed": 0}
     for a in answers:
         s = a["stats"]
         assert isinstance(s, dict)
         # "statements" counts every statement shown (marked ones too); dropped ones never reach it.
-        drafted += s["statements"] + s["uncited_dropped"]
+        drafted += s["statements"] + s["uncited_dropped"] + s.get("quotes_dropped", 0)
         valid += s["statements"] - s.get("uncited_marked", 0)
         out_of_range += s["out_of_range_citations"]
         abstained += s["sections_abstained"]
         sections += len(a["sections"])  # type: ignore[arg-type]
+        for k in quotes:
+            quotes[k] += int(s.get(k, 0))
+    checked = quotes["quotes_found"] + quotes["quotes_moved"] + quotes["quotes_not_found"]
+    found = quotes["quotes_found"] + quotes["quotes_moved"]
     return {
         "generator": generator,
         "model": model,
@@ -48,6 +53,10 @@ def summarise(answers: list[dict[str, object]], generator: str, model: str, seco
         "share_with_valid_citation_shown": 1.0,
         "out_of_range_numbers_before_repair": out_of_range,
         "sections_abstained": f"{abstained}/{sections}",
+        **quotes,
+        "share_of_quotes_found": round((quotes["quotes_found"] + quotes["quotes_moved"]) / checked, 4)
+        if checked
+        else None,
         "seconds_per_answer_median": round(statistics.median(seconds), 2) if seconds else None,
     }
 

@@ -570,6 +570,7 @@ def _check(
         valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats)
         if not quote:
             if settings.answer.uncited == "drop":
+                stats.add("quotes_dropped")
                 return None
             text = f"{text} {QUOTE_MARK}"
     if valid and verify is not None:
