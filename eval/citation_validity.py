@@ -54,9 +54,7 @@ def summarise(answers: list[dict[str, object]], generator: str, model: str, seco
         "out_of_range_numbers_before_repair": out_of_range,
         "sections_abstained": f"{abstained}/{sections}",
         **quotes,
-        "share_of_quotes_found": round((quotes["quotes_found"] + quotes["quotes_moved"]) / checked, 4)
-        if checked
-        else None,
+        "share_of_quotes_found": round(found / checked, 4) if checked else None,
         "seconds_per_answer_median": round(statistics.median(seconds), 2) if seconds else None,
     }
 
