@@ -100,6 +100,8 @@ class ExpandSettings(_Group):
     like the question and fused with its results by reciprocal rank.
     """
 
+    # Held-out BioASQ nDCG@10 (python -m eval.retrieval, 150 questions): hybrid 0.843 -> 0.879 with "both", 0.885 ->
+    # 0.902 with rerank too, for 11.7 s per question with the bundled model: off unless asked for.
     mode: Literal["off", "passage", "queries", "both"] = "off"
     max_tokens: int = Field(default=120, ge=16, le=1000)
 
