@@ -32,7 +32,7 @@ from pipeline.generate import (
 )
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, judge_from_settings
-from pipeline.quotes import QuoteFinder, too_short
+from pipeline.quotes import QuoteFinder, quote_key, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -567,7 +567,8 @@ def _check(
     text = parsed.text
     valid, quote = parsed.valid, ""
     if draft.quote is not None and finder is not None and settings.answer.quotes == "check":
-        valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats)
+        titles = [quote_key(s.hit.document.title) for s in sources]
+        valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats, titles)
         if not quote:
             if settings.answer.uncited == "drop":
                 stats.add("quotes_dropped")
@@ -607,12 +608,21 @@ def _check(
 
 
 def _ground(
-    quote: str, text: str, cited: tuple[int, ...], finder: QuoteFinder, stats: _Stats
+    quote: str, text: str, cited: tuple[int, ...], finder: QuoteFinder, stats: _Stats, titles: Sequence[str] = ()
 ) -> tuple[tuple[int, ...], str]:
-    """The citations a statement keeps and its quote as checked ("" when not found), counted in ``stats``."""
+    """The citations a statement keeps and its quote as checked ("" when not found), counted in ``stats``.
+
+    A quote that is a source's title (``titles``, as :func:`~pipeline.quotes.quote_key` gives them) grounds
+    nothing: a paper's title is no finding ("Updated efficacy and toxicity analysis of IROX ..."), and it counts
+    as ``quotes_of_titles``.
+    """
     q = " ".join(quote.split())
     if not q or too_short(q, text):
         stats.add("quotes_not_found")
+        return cited, ""
+    key = quote_key(q)
+    if any(t and (key == t or (key in t and len(key) > len(t) // 2)) for t in titles):
+        stats.add("quotes_of_titles")
         return cited, ""
     if finder.find(q, [n - 1 for n in cited]) is not None:
         stats.add("quotes_found")

@@ -130,6 +130,7 @@ def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no
         {"text": "FOLFOX treats metastatic disease.", "quote": "FOLFOX chemotherapy treats metastatic", "cite": [1]},
         {"text": "FOLFIRI is preferred.", "quote": "FOLFIRI is preferred for all patients", "cite": [2]},
         {"text": "Surgery helps.", "quote": "cancer", "cite": [2]},  # too short to ground anything
+        {"text": "Colon cancer treatment.", "quote": "Colon cancer treatment", "cite": [1]},  # a title, no finding
         {"text": "It works.", "cite": [1]},  # no quote at all
     ]
     answer, backend = _ask(index, points)
@@ -145,6 +146,7 @@ def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no
     s = answer.stats
     assert s["quotes_found"] == 2 - moved and s.get("quotes_moved", 0) == moved
     assert s["quotes_not_found"] == 3 + 1, "three guideline statements and the research one"
+    assert s["quotes_of_titles"] == 1
     assert answer.sections[1].abstained, "a section whose every quote is missing says nothing"
     assert shown[0].quote == LOCAL
 
