@@ -536,10 +536,7 @@ def cited_texts(hits: Sequence[Hit]) -> list[str]:
     """What a judge reads for a statement citing ``hits``: one :func:`~pipeline.types.judged_text` per document,
     in order of first citation, its cited passages in citation order (as the saved answer's references and
     ``chunk_ids`` give them to ``medcite eval``)."""
-    by_doc: dict[str, list[Hit]] = {}
-    for h in hits:
-        by_doc.setdefault(h.chunk.doc_id, []).append(h)
-    return [judged_text(hs[0].document.header(), [h.chunk.text for h in hs]) for hs in by_doc.values()]
+    return [judged_text(header, texts) for header, texts in _by_document(hits)]
 
 
 def _check(
