@@ -24,7 +24,6 @@ fields, for training), ``healthver`` (HealthVer dev), ``scifact`` (SciFact RTE t
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import hashlib
 import json
@@ -34,16 +33,18 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from eval.labelled import Labelled, as_list, dedupe, read_jsonl
+from eval.nli_sets import LOADERS as NLI_LOADERS
 from pipeline.cite import parse_citations
 from pipeline.corpus import default_mirror
 from pipeline.errors import InputError
-from pipeline.judge import JUDGES, CachedJudge, Judge, Pair, make_judge
+from pipeline.judge import JUDGES, RELATIONS, CachedJudge, Judge, Pair, make_judge, relations_of
 
 log = logging.getLogger("eval.calibrate")
 
@@ -54,14 +55,6 @@ EXPERTQA_FILES = ("expertqa/domain_val.jsonl", "expertqa/rand_val.jsonl")
 HEALTHVER_FILE = "healthver/healthver_dev.csv"
 SCIFACT_FILE = "scifact_rte/train.tsv"
 COVIDFACT_FILE = "covidfact/COVIDFACT_dataset.jsonl"
-
-
-class Labelled(NamedTuple):
-    """One human-labelled pair; a plain tuple ``(claim, passage, label)`` with names."""
-
-    claim: str
-    passage: str
-    label: int  # 1 = supported, 0 = not fully supported
 
 
 # --------------------------------------------------------------------------- loaders
@@ -82,69 +75,16 @@ def _clean_claim(text: str) -> str:
     return " ".join(parse_citations(text, 0).text.split())
 
 
-def _as_list(value: object) -> list[object]:
-    """A list as given, or one written as a Python list repr (``"['[1] URL\\n\\npassage']"``), or ``[value]``.
-
-    ``ast.literal_eval`` reads literals only, so a hostile string cannot run code.
-    """
-    if isinstance(value, list):
-        return value
-    if not isinstance(value, str):
-        return [] if value is None else [value]
-    text = value.strip()
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            parsed = None  # "[1] URL\n\n... ]" is a passage, not a list
-        if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
-            return list(parsed)
-    return [value]
-
-
 def evidence_passage(evidence: object) -> str:
     """ExpertQA evidence (a list or its repr) as one passage: "[n] URL" header lines removed, texts joined.
 
     Returns "" when no evidence item has any text beyond its header (a citation to a page with no quote).
     """
     texts = []
-    for item in _as_list(evidence):
+    for item in as_list(evidence):
         if isinstance(item, str) and (text := _EVIDENCE_HEADER.sub("", item).strip()):
             texts.append(text)
     return "\n\n".join(dict.fromkeys(texts))  # a source cited twice is quoted once
-
-
-def dedupe(rows: Iterable[Labelled], source: str = "") -> list[Labelled]:
-    """First occurrence of each (claim, passage); pairs labelled both ways are dropped as ambiguous."""
-    labels: dict[tuple[str, str], set[int]] = {}
-    first: dict[tuple[str, str], Labelled] = {}
-    total = 0
-    for row in rows:
-        total += 1
-        key = (row.claim, row.passage)
-        labels.setdefault(key, set()).add(row.label)
-        first.setdefault(key, row)
-    conflicts = sum(1 for v in labels.values() if len(v) > 1)
-    out = [row for key, row in first.items() if len(labels[key]) == 1]
-    if total != len(out):
-        log.info("%s: %d duplicate pairs merged, %d labelled both ways dropped", source, total - len(first), conflicts)
-    return out
-
-
-def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                log.warning("%s:%d: not JSON (%s); line skipped", path, lineno, e)
-                continue
-            if not isinstance(record, dict):
-                log.warning("%s:%d: expected a JSON object, got %s; line skipped", path, lineno, type(record).__name__)
-                continue
-            yield lineno, record
 
 
 def load_expertqa(paths: Path | Sequence[Path], *, medicine_only: bool = False) -> list[Labelled]:
@@ -162,7 +102,7 @@ def load_expertqa(paths: Path | Sequence[Path], *, medicine_only: bool = False) 
     out: list[Labelled] = []
     skipped: Counter[str] = Counter()
     for path in map(Path, files):
-        for lineno, record in _read_jsonl(path):
+        for lineno, record in read_jsonl(path):
             if medicine_only and (record.get("metadata") or {}).get("field") != MEDICINE:
                 continue
             for system, answer in (record.get("answers") or {}).items():
@@ -230,10 +170,10 @@ def load_covidfact(path: Path) -> list[Labelled]:
     """COVID-Fact (claim, label, evidence sentences): SUPPORTED -> 1, REFUTED -> 0; passage = sentences joined."""
     path = Path(path)
     out: list[Labelled] = []
-    for lineno, record in _read_jsonl(path):
+    for lineno, record in read_jsonl(path):
         value = str(record.get("label") or "").strip()
         claim = " ".join(str(record.get("claim") or "").split())
-        passage = " ".join(s.strip() for s in _as_list(record.get("evidence")) if isinstance(s, str) and s.strip())
+        passage = " ".join(s.strip() for s in as_list(record.get("evidence")) if isinstance(s, str) and s.strip())
         if value not in _COVIDFACT_LABEL:
             log.warning("%s:%d: unknown label %r; line skipped", path, lineno, value)
         elif not claim or not passage:
@@ -250,7 +190,26 @@ SETS: dict[str, Callable[[Path], list[Labelled]]] = {
     "healthver": lambda root: load_healthver(root / HEALTHVER_FILE),
     "scifact": lambda root: load_scifact(root / SCIFACT_FILE),
     "covidfact": lambda root: load_covidfact(root / COVIDFACT_FILE),
+    **NLI_LOADERS,
 }
+# Where the checker's training stages draw from (eval.train_judge); every set is also reported on its own.
+GENERAL_NLI = ("snli", "sick", "rte", "fever")
+CLAIM_SETS = ("climate-fever", "check-covid", "covidfact", "healthfc", "healthver", "scifact", "nli4ct")
+MEDICAL_SETS = ("expertqa-medicine", "healthver", "scifact", "check-covid", "healthfc", "nli4ct")
+# Every set with held-out pairs (not ExpertQA outside medicine, which is all training data), in table order.
+REPORTED_SETS = (*DEFAULT_SETS, "covidfact", "check-covid", "healthfc", "nli4ct", "climate-fever", *GENERAL_NLI)
+SET_ALIASES = {"all": REPORTED_SETS, "medical": MEDICAL_SETS, "general": GENERAL_NLI, "default": DEFAULT_SETS}
+
+
+def set_names(text: str) -> list[str]:
+    """Comma-separated set names, each a name in :data:`SETS` or an alias (all, medical, general, default)."""
+    names: list[str] = []
+    for part in (x.strip() for x in text.split(",")):
+        if part:
+            names.extend(SET_ALIASES.get(part, (part,)))
+    if bad := [s for s in names if s not in SETS]:
+        raise InputError(f"unknown set(s) {bad}; choose from {', '.join(sorted(SETS))} or {', '.join(SET_ALIASES)}")
+    return list(dict.fromkeys(names))
 
 
 def faithfulness_root() -> Path:
@@ -289,13 +248,17 @@ def split_of(name: str, row: Labelled, medicine: set[Labelled] | frozenset[Label
 
     ExpertQA's medicine claims are all held out (they are what the checker is measured on) and its
     other fields are all training data: ``medicine`` holds the medicine rows when ``name`` is "expertqa".
-    Elsewhere 40 % of the groups (claims; COVID-Fact: evidence passages) are held out.
+    Elsewhere 40 % of the groups are held out: the row's own ``group`` where its loader sets one (a
+    premise, a trial, an abstract; one starting with ``train:`` is always training data, as SNLI's dev
+    file is), else its claim (COVID-Fact: its evidence passage).
     """
     if name == "expertqa-medicine":
         return "heldout"
     if name == "expertqa":
         return "heldout" if row in medicine else "train"
-    key = row.passage if _GROUP_BY.get(name) == "passage" else row.claim
+    if row.group.startswith("train:"):
+        return "train"
+    key = row.group or (row.passage if _GROUP_BY.get(name) == "passage" else row.claim)
     digest = hashlib.sha256(f"{name}\x00{' '.join(key.lower().split())}".encode()).digest()
     return "heldout" if int.from_bytes(digest[:4], "big") % 1000 < HELD_OUT_PERMILLE else "train"
 
@@ -441,7 +404,28 @@ ROW_FIELDS = (
     "n_failed",
     "seconds",
     "pairs_per_s",
+    "n_contradicted",
+    "contradiction_recall",
+    "accuracy_3way",
 )
+
+
+def three_way_figures(judge: Judge, pairs: Sequence[Pair], relations: Sequence[str]) -> dict[str, Any]:
+    """Contradiction recall (the share of pairs labelled contradicted that the judge reads as contradicted) where
+    the set labels contradictions, and 3-way accuracy where every pair has a three-way label; None where the
+    judge does not read three ways or the set does not say."""
+    out: dict[str, Any] = {"n_contradicted": sum(r == "contradicted" for r in relations)}
+    out["contradiction_recall"] = out["accuracy_3way"] = None
+    rel = relations_of(judge, pairs)
+    if rel is None:
+        return out
+    guess = [RELATIONS[k] for k in np.asarray(rel).argmax(axis=1)]
+    if out["n_contradicted"]:
+        hits = sum(g == "contradicted" for g, r in zip(guess, relations, strict=True) if r == "contradicted")
+        out["contradiction_recall"] = hits / out["n_contradicted"]
+    if relations and all(r in RELATIONS for r in relations):
+        out["accuracy_3way"] = sum(g == r for g, r in zip(guess, relations, strict=True)) / len(relations)
+    return out
 
 
 def calibrate(
@@ -490,6 +474,8 @@ def calibrate(
             log.warning("%s: %s gave %d non-finite scores; those pairs are left out", name, judge.name, (~ok).sum())
         y, s = labels[ok], scores[ok]
         fit = cross_fit(y, s, split_rng)
+        kept = [i for i, good in enumerate(ok) if good]
+        three = three_way_figures(judge, [pairs[i] for i in kept], [picked[i].relation3 for i in kept])
         rows.append(
             {
                 "set": name,
@@ -509,6 +495,7 @@ def calibrate(
                 "n_failed": int((~ok).sum()),
                 "seconds": seconds,
                 "pairs_per_s": len(pairs) / seconds if seconds > 0 else math.inf,
+                **three,
             }
         )
     return rows
@@ -516,12 +503,20 @@ def calibrate(
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a fixed-width text table."""
-    head = f"{'set':<18} {'judge':<10} {'n':>5} {'AUROC':>6} {'bal.acc':>7} {'F1(uns)':>7} {'thresh':>7} {'pairs/s':>8}"
+    head = (
+        f"{'set':<18} {'judge':<10} {'n':>5} {'AUROC':>6} {'bal.acc':>7} {'F1(uns)':>7} {'thresh':>7} "
+        f"{'contra.R':>8} {'acc3':>6} {'pairs/s':>8}"
+    )
     lines = [head, "-" * len(head)]
+
+    def opt(x: Any, width: int) -> str:
+        return f"{'–':>{width}}" if x is None else f"{x:>{width}.3f}"
+
     for r in rows:
         lines.append(
             f"{r['set']:<18} {r['judge']:<10} {r['n']:>5} {r['auroc']:>6.3f} {r['balanced_accuracy']:>7.3f} "
-            f"{r['f1_unsupported']:>7.3f} {r['threshold']:>7.3f} {r['pairs_per_s']:>8.1f}"
+            f"{r['f1_unsupported']:>7.3f} {r['threshold']:>7.3f} {opt(r.get('contradiction_recall'), 8)} "
+            f"{opt(r.get('accuracy_3way'), 6)} {r['pairs_per_s']:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -538,9 +533,10 @@ def counts_table(root: Path, sets: Sequence[str]) -> str:
 
 
 def _parse_sets(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if bad := [s for s in names if s not in SETS]:
-        raise argparse.ArgumentTypeError(f"unknown set(s) {bad}; choose from {', '.join(sorted(SETS))}")
+    try:
+        names = set_names(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     if not names:
         raise argparse.ArgumentTypeError("--sets is empty")
     return names

@@ -94,8 +94,12 @@ def calibrate_cmd(
         str, typer.Option(help="Comma-separated judges: trained, embedding, lexical, llm, nli, openai.")
     ] = "trained,embedding,lexical",
     sets: Annotated[
-        str, typer.Option(help="Comma-separated: expertqa-medicine, healthver, scifact (also expertqa, covidfact).")
-    ] = "expertqa-medicine,healthver,scifact",
+        str,
+        typer.Option(
+            help="Comma-separated sets or aliases: all, medical, general, default (expertqa-medicine, healthver, "
+            "scifact); sets: covidfact, check-covid, healthfc, nli4ct, climate-fever, snli, sick, rte, fever."
+        ),
+    ] = "default",
     limit: Annotated[int, typer.Option(help="Pairs sampled per set, stratified by label (0 = all).")] = 400,
     seed: Annotated[int, typer.Option(help="Seeds the sample and the two-fold threshold split.")] = 0,
     split: Annotated[
@@ -109,12 +113,12 @@ def calibrate_cmd(
 
     Every judge sees the same seeded sample of each set, so the rows compare like with like.
     """
-    from eval.calibrate import calibrate, table
+    from eval.calibrate import calibrate, set_names, table
 
-    names = [s.strip() for s in sets.split(",") if s.strip()]
     judges = [j.strip() for j in judge.split(",") if j.strip()]
     rows: list[dict[str, Any]] = []
     try:
+        names = set_names(sets)
         for name in judges:
             rows.extend(calibrate(_judge(name, None, not no_cache), names, limit or None, seed, root=data, split=split))
     except PipelineError as e:
@@ -148,13 +152,24 @@ def judge_train_cmd(
     index: Annotated[Path, typer.Option(help="Index whose chunks give the synthetic pairs.")] = Path("indexes/demo"),
     data: Annotated[Path | None, typer.Option(help="The faithfulness folder (default: the data mirror's).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds data order, synthetic edits and initialisation.")] = 0,
-    epochs: Annotated[int, typer.Option(min=1)] = 4,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    stages: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated stages, each continuing the last: general (SNLI, SICK, RTE, FEVER), claims "
+            "(Climate-FEVER, Check-COVID, COVID-Fact, HealthFC, HealthVer, SciFact, NLI4CT), ours (synthetic "
+            "edits, ExpertQA). 'none': the one-stage, one-output recipe on --sets."
+        ),
+    ] = "general,claims,ours",
+    epochs: Annotated[str, typer.Option(help="Epochs per stage, comma-separated (one number: every stage).")] = "2,2,2",
+    lr: Annotated[str, typer.Option(help="Learning rate per stage, comma-separated.")] = "6e-5,4e-5,2e-5",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
     synthetic: Annotated[int, typer.Option(min=0, help="Synthetic pairs from the index's chunks (0 = none).")] = 3000,
     sets: Annotated[
-        str, typer.Option(help="Comma-separated labelled sets to train on (their train side).")
+        str, typer.Option(help="With --stages none: comma-separated labelled sets to train on (their train side).")
     ] = "expertqa,healthver,scifact,covidfact",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse stages already saved under OUT/stages with the same settings.")
+    ] = False,
     augment: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Share of supported human pairs also given an edited, unsupported copy."),
@@ -176,24 +191,44 @@ def judge_train_cmd(
     """Train the claim checker from the shared labelled sets and our corpus; prints the time it took."""
     import logging
 
-    from eval.train_judge import TrainConfig, train
+    from eval.train_judge import TrainConfig, checker_recipe, train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        synthetic=synthetic,
-        sets=tuple(x.strip() for x in sets.split(",") if x.strip()),
-        augment=augment,
-        select_epoch=select_epoch,
-        frozen_layers=frozen_layers,
-        max_steps=max_steps,
-        threads=threads,
-    )
     try:
-        record = train(out, config, index=index if synthetic else None, root=data)
+        epoch_list = tuple(int(x) for x in epochs.split(",") if x.strip())
+        lr_list = tuple(float(x) for x in lr.split(",") if x.strip())
+    except ValueError:
+        typer.echo(f"error: --epochs and --lr take comma-separated numbers, not {epochs!r} / {lr!r}", err=True)
+        raise typer.Exit(2) from None
+    if not epoch_list or not lr_list or min(epoch_list) < 1 or min(lr_list) <= 0:
+        typer.echo("error: --epochs must be 1 or more and --lr above 0", err=True)
+        raise typer.Exit(2)
+    common = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "synthetic": synthetic,
+        "sets": tuple(x.strip() for x in sets.split(",") if x.strip()),
+        "augment": augment,
+        "select_epoch": select_epoch,
+        "frozen_layers": frozen_layers,
+        "max_steps": max_steps,
+        "threads": threads,
+    }
+    if stages.strip() == "none":
+        config = TrainConfig(epochs=epoch_list[0], lr=lr_list[0], **common)
+    else:
+        names = tuple(x.strip() for x in stages.split(",") if x.strip())
+        n = len(names)
+        config = checker_recipe(
+            stages=names,
+            stage_epochs=epoch_list * n if len(epoch_list) == 1 else epoch_list,
+            stage_lr=lr_list * n if len(lr_list) == 1 else lr_list,
+            epochs=epoch_list[-1],
+            lr=lr_list[-1],
+            **common,
+        )
+    try:
+        record = train(out, config, index=index if synthetic else None, root=data, resume=resume)
     except PipelineError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(3) from None
@@ -204,6 +239,11 @@ def judge_train_cmd(
         f"({record['train_seconds']:.0f} s training); dev AUROC {dev.get('auroc', float('nan')):.3f}, "
         f"balanced accuracy {dev.get('balanced_accuracy', float('nan')):.3f}; weights in {out}"
     )
+    for k, st in enumerate(record.get("stages") or [], 1):
+        typer.echo(
+            f"  stage {k} {st['stage']}: {sum(st['pairs'].values())} pairs, {st['epochs']} epochs, "
+            f"{st['steps']} steps, {st['seconds']:.0f} s"
+        )
 
 
 @judge_app.command("blend")

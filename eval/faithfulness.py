@@ -31,10 +31,10 @@ import numpy as np
 
 from eval.report import write_report
 from eval.verdicts import LABELS, Verdict
-from pipeline.answer import UNCITED_MARK, UNSUPPORTED_MARK
+from pipeline.answer import CONTRADICTED_MARK, UNCITED_MARK, UNSUPPORTED_MARK
 from pipeline.cite import parse_citations
 from pipeline.errors import InputError
-from pipeline.judge import Judge, Pair
+from pipeline.judge import Judge, Pair, is_contradicted, relations_of
 from pipeline.types import Answer, cited_evidence, from_dict
 
 
@@ -62,7 +62,7 @@ def _statement_claim(text: str) -> str:
     # Statements may carry their own [n] markers (other tools' answers); the judge sees the claim alone, without
     # the mark medcite adds to a statement it kept but could not support (ask --verify --unsupported mark).
     claim = parse_citations(text, 0).text
-    for mark in (UNSUPPORTED_MARK, UNCITED_MARK):
+    for mark in (UNSUPPORTED_MARK, CONTRADICTED_MARK, UNCITED_MARK):
         claim = claim.removesuffix(f" {mark}")
     return claim
 
@@ -119,6 +119,10 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
                     jobs.append(job)
     scores = judge.score(plan.pairs) if plan.pairs else np.zeros(0, dtype=np.float32)
     ok = scores >= judge.threshold
+    # A three-way judge also says which unsupported statements their passages contradict.
+    failed = sorted({job["joint"] for job in jobs if job["cites"] and not ok[job["joint"]]})
+    rel = relations_of(judge, [plan.pairs[i] for i in failed])
+    contradicted = set() if rel is None else {i for i, c in zip(failed, is_contradicted(rel), strict=True) if c}
     verdicts = []
     for job in jobs:
         where = (job["answer_id"], job["section"], job["block"], job["item"], job["text"])
@@ -132,7 +136,7 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
             relevant = [bool(ok[s]) or not bool(ok[w]) for s, w in zip(job["single"], job["without"], strict=True)]
         else:
             relevant = [joint] * len(job["cites"])
-        label = "supported" if joint else "unsupported"
+        label = "supported" if joint else "contradicted" if job["joint"] in contradicted else "unsupported"
         score = float(scores[job["joint"]])
         verdicts.append(Verdict(*where, label, score, job["cites"], job["bad"], tuple(relevant), int(joint)))
     return verdicts

@@ -59,7 +59,8 @@ def _row(name: str, f: dict[str, Any]) -> str:
 
     return (
         f"<tr><td>{html.escape(name)}</td><td>{f['statements']}</td><td>{pct(f['citation_recall'])}</td>"
-        f"<td>{pct(f['citation_precision'])}</td><td>{pct(f['supported_share'])}</td><td>{f['unsupported']}</td>"
+        f"<td>{pct(f['citation_precision'])}</td><td>{pct(f['supported_share'])}</td>"
+        f"<td>{f.get('contradicted', 0)}</td><td>{f['unsupported']}</td>"
         f"<td>{f['no_citation']}</td><td>{f['bad_citation']}</td></tr>"
     )
 
@@ -74,7 +75,7 @@ def write_report(
     by_id = {aid: a for aid, a, _ in answers}
     head = (
         "<tr><th></th><th>statements</th><th>citation recall</th><th>citation precision</th><th>supported</th>"
-        "<th>unsupported</th><th>no citation</th><th>bad citation</th></tr>"
+        "<th>contradicted</th><th>unsupported</th><th>no citation</th><th>bad citation</th></tr>"
     )
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Citation faithfulness</title>",
@@ -88,21 +89,30 @@ def write_report(
     out.append("</table><h2>Judge scores</h2>")
     out.append(histogram_svg([v.score for v in verdicts if v.score is not None], summary["threshold"]))
     out.append("<p class='meta'>Green: at or above the threshold (supported); red: below.</p>")
+    # Contradictions first (a statement its own source says otherwise is the worst error), then worst answers.
     worst = sorted(
         summary["per_answer"],
-        key=lambda a: (a["supported_share"] if a["supported_share"] is not None else 1.0, a["answer_id"]),
+        key=lambda a: (
+            -a.get("contradicted", 0),
+            a["supported_share"] if a["supported_share"] is not None else 1.0,
+            a["answer_id"],
+        ),
     )
-    out.append("<h2>Statements not supported, worst answers first</h2>")
+    n_contra = summary["overall"].get("contradicted", 0)
+    title = "Statements contradicted or not supported" if n_contra else "Statements not supported"
+    out.append(f"<h2>{title}, contradictions and worst answers first</h2>")
     shown = 0
     for a in worst:
         bad = [v for v in verdicts if v.answer_id == a["answer_id"] and v.label != "supported"]
+        bad.sort(key=lambda v: v.label != "contradicted")  # stable: the answer's own order within each kind
         if not bad:
             continue
         answer = by_id[a["answer_id"]]
         refs = {r.n: r for r in answer.references}
+        contra = f" · {a['contradicted']} contradicted" if a.get("contradicted") else ""
         out.append(
             f"<h3>{e(answer.question)}</h3><p class='meta'>answer {e(a['answer_id'])} · "
-            f"{a['supported']}/{a['statements']} supported</p>"
+            f"{a['supported']}/{a['statements']} supported{contra}</p>"
         )
         for v in bad:
             score = "–" if v.score is None else f"{v.score:.3f}"

@@ -40,13 +40,23 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from eval.calibrate import SETS, auroc, balanced_accuracy, choose_threshold, faithfulness_root, load_set
+from eval.calibrate import (
+    CLAIM_SETS,
+    GENERAL_NLI,
+    SETS,
+    auroc,
+    balanced_accuracy,
+    choose_threshold,
+    faithfulness_root,
+    load_set,
+)
+from pipeline.crossencoder import RELATIONS
 from pipeline.embed import hash_files
 from pipeline.errors import InputError
 from pipeline.judge.checker import (
@@ -73,6 +83,17 @@ class Example(NamedTuple):
     passage: str
     label: int
     source: str  # the set name, or "synthetic:<kind>"
+    relation: str = ""  # supported / contradicted / nei, or "" (not supported, which is not known)
+
+
+# The staged recipe: each stage fine-tunes the previous stage's model on its sets (their train side).
+STAGES: dict[str, tuple[str, ...]] = {
+    "general": GENERAL_NLI,  # SNLI, SICK, RTE, FEVER: what entailment and contradiction are
+    "claims": CLAIM_SETS,  # claim verification, most of it medical
+    "ours": ("synthetic", "expertqa"),  # edits of our own corpus, and ExpertQA outside medicine
+}
+# The target each relation gives the three-way head: the set of outputs that count as right.
+_TARGETS = {"supported": (1.0, 0.0, 0.0), "contradicted": (0.0, 1.0, 0.0), "nei": (0.0, 0.0, 1.0), "": (0.0, 1.0, 1.0)}
 
 
 @dataclass
@@ -91,7 +112,11 @@ class TrainConfig:
     augment: float = 0.0  # share of supported human training pairs that also get an edited, unsupported copy
     select_epoch: bool = False  # keep the epoch with the best human development AUROC, not simply the last
     frozen_layers: int = 0  # the lowest encoder layers left as the bundled model has them (0-6)
-    sets: tuple[str, ...] = TRAIN_SETS
+    sets: tuple[str, ...] = TRAIN_SETS  # one-stage recipe (stages empty); with stages: only these sets are read
+    outputs: int = 1  # 1: P(yes), binary cross-entropy; 3: supported / contradicted / nei
+    stages: tuple[str, ...] = ()  # names in STAGES, trained in order; () = one stage on ``sets``
+    stage_epochs: tuple[int, ...] = ()  # per stage (default: ``epochs`` each)
+    stage_lr: tuple[float, ...] = ()  # per stage (default: ``lr`` each)
     max_steps: int | None = None  # stop early (tests, smoke runs)
     bf16: bool | None = None  # None: where the CPU has bfloat16
     threads: int | None = None  # torch threads; None: torch's default (the number of cores)
@@ -114,7 +139,7 @@ def human_pairs(sets: Sequence[str], root: Path | None = None) -> list[Example]:
         kept = [r for r in rows if _norm(r.claim) not in held_out]
         if len(kept) != len(rows):
             log.info("%s: %d training pairs dropped (claim also held out)", name, len(rows) - len(kept))
-        out.extend(Example(r.claim, r.passage, r.label, name) for r in kept)
+        out.extend(Example(r.claim, r.passage, r.label, name, r.relation3) for r in kept)
     return out
 
 
@@ -291,13 +316,26 @@ def synthetic_pairs(chunks: Sequence[dict[str, Any]], n: int, seed: int) -> list
         if claim is None:
             continue
         label = int(kind in ("supported", "paraphrase"))
-        out.append(Example(claim, passage, label, f"synthetic:{kind}"))
+        out.append(Example(claim, passage, label, f"synthetic:{kind}", SYNTHETIC_RELATION.get(kind, "")))
         made[kind] += 1
     log.info("synthetic pairs: %s", dict(made))
     return out
 
 
 EDITS = ("number", "direction", "population", "negation", "term", "neighbour")
+# What each synthetic kind is to the three-way head. A changed number, a flipped direction or a flipped negation
+# says the opposite of the source; another population or a foreign term is not supported (the source may be
+# silent or say otherwise); a sentence from elsewhere in the document is about something the chunk does not say.
+SYNTHETIC_RELATION = {
+    "supported": "supported",
+    "paraphrase": "supported",
+    "number": "contradicted",
+    "direction": "contradicted",
+    "negation": "contradicted",
+    "population": "",
+    "term": "",
+    "neighbour": "nei",
+}
 _PAREN = re.compile(r"\s*\([^()]*\)")
 _DISCOURSE = re.compile(
     r"^(?:however|moreover|in addition|additionally|therefore|thus|overall|in conclusion|in summary|notably|"
@@ -385,7 +423,7 @@ def augment_human(examples: Sequence[Example], share: float, seed: int) -> list[
         for kind in [*kinds, "term"]:  # a swapped-in foreign term is the easiest tell: the last resort
             claim = _make_claim(kind, e.claim, e.passage, {}, {}, donors, rng)
             if claim is not None and _norm(claim) != _norm(e.claim):
-                out.append(Example(claim, e.passage, 0, f"{e.source}:{kind}"))
+                out.append(Example(claim, e.passage, 0, f"{e.source}:{kind}", SYNTHETIC_RELATION.get(kind, "")))
                 break
     return out
 
@@ -456,6 +494,15 @@ def seeded(config: TrainConfig) -> random.Random:
     return random.Random(config.seed)
 
 
+def relation_loss(logits: Any, targets: Any) -> Any:
+    """Mean of -log P(the example's relation): -log of the summed softmax over the outputs its target marks."""
+    import torch
+
+    log_p = torch.log_softmax(logits, dim=-1)
+    right = torch.logsumexp(log_p.masked_fill(targets <= 0, float("-inf")), dim=-1)
+    return -right.mean()
+
+
 @dataclass
 class Fitted:
     """A trained cross-encoder and how its training went."""
@@ -474,27 +521,40 @@ def fit(
     train_set: Sequence[Example],
     rng: random.Random,
     on_epoch: Callable[[Any, Any, bool], dict[str, float] | None] | None = None,
+    *,
+    start: tuple[Any, Any] | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    desc: str = "training",
 ) -> Fitted:
     """Fine-tune the bundled MiniLM cross-encoder on (text, passage, label) examples: the claim checker's and
     the relevance model's training, one loop for both.
 
-    Each example is read as its best passage window beside its text (:func:`best_window`). ``on_epoch``
-    scores the model after each epoch (development figures with a ``mean``); the epoch with the best mean
-    is kept, else the last.
+    Each example is read as its best passage window beside its text (:func:`best_window`). With
+    ``config.outputs`` 1 the loss is binary cross-entropy on ``label``; with 3 it is the negative log of the
+    probability the head gives the example's ``relation`` (for a bare "not supported", contradicted or nei
+    together). ``start`` continues from a (model, tokenizer) already trained (the previous stage), else the
+    bundled MiniLM with a new head; ``epochs`` and ``lr`` override the config's. ``on_epoch`` scores the
+    model after each epoch (development figures with a ``mean``); the epoch with the best mean is kept,
+    else the last.
     """
     import torch
     from tqdm import tqdm
 
-    model, tokenizer = load_base()
+    model, tokenizer = start if start is not None else load_base(config.outputs)
+    n_epochs = config.epochs if epochs is None else epochs
+    lr = config.lr if lr is None else lr
     frozen = tuple(f"encoder.encoder.layer.{i}." for i in range(config.frozen_layers))
     for name, p in model.named_parameters():
         p.requires_grad_(trainable(name) and not name.startswith(frozen))
     bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
     views = _views(tokenizer, train_set, config.max_length, config.sentences_per_window)
     labels = torch.tensor([float(e.label) for e in train_set])
+    if config.outputs == len(RELATIONS):
+        targets = torch.tensor([_TARGETS[e.relation or ("supported" if e.label else "")] for e in train_set])
     lengths = [len(w) + len(c) for w, c in views]
     steps_per_epoch = math.ceil(len(views) / config.batch_size)
-    total = steps_per_epoch * config.epochs
+    total = steps_per_epoch * n_epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -502,7 +562,7 @@ def fit(
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
+        lr=lr,
     )
     warmup = max(1, int(config.warmup * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -511,8 +571,8 @@ def fit(
     model.train()
     step, losses, epochs, finished = 0, [], [], 0
     best: tuple[float, int, dict[str, Any]] | None = None
-    bar = tqdm(total=total, desc="training", unit="step")
-    for epoch in range(1, config.epochs + 1):
+    bar = tqdm(total=total, desc=desc, unit="step")
+    for epoch in range(1, n_epochs + 1):
         if step >= total:
             break
         for batch in _batches(lengths, config.batch_size, rng):
@@ -521,7 +581,10 @@ def fit(
             enc = encode(tokenizer, [views[i] for i in batch], config.max_length)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(**enc)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels[batch])
+            if config.outputs == 1:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels[batch])
+            else:
+                loss = relation_loss(logits.float(), targets[batch])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -550,6 +613,64 @@ def fit(
     return Fitted(model, tokenizer, bf16, step, losses, epochs, kept)
 
 
+def checker_recipe(**changes: Any) -> TrainConfig:
+    """The committed checker's recipe: three outputs, trained in three stages (general NLI, claim verification,
+    our own edits and ExpertQA), each starting from the one before."""
+    base = TrainConfig(
+        outputs=3,
+        stages=tuple(STAGES),
+        stage_epochs=(1, 2, 2),
+        stage_lr=(6e-5, 4e-5, 2e-5),
+        batch_size=32,
+        max_length=160,
+        synthetic=3000,
+    )
+    return replace(base, **changes)
+
+
+class Stage(NamedTuple):
+    name: str
+    sets: tuple[str, ...]  # set names, "synthetic" for our corpus's edits
+    epochs: int
+    lr: float
+
+
+def stages_of(config: TrainConfig) -> list[Stage]:
+    """The stages ``config`` trains, in order; without ``stages``, one stage on ``sets`` (and synthetic pairs)."""
+    if not config.stages:
+        extra = ("synthetic",) if config.synthetic else ()
+        return [Stage("human", (*config.sets, *extra), config.epochs, config.lr)]
+    out = []
+    for k, name in enumerate(config.stages):
+        if name not in STAGES:
+            raise InputError(f"unknown stage {name!r}; choose from {', '.join(STAGES)}")
+        sets = tuple(x for x in STAGES[name] if x != "synthetic" or config.synthetic)
+        epochs = config.stage_epochs[k] if k < len(config.stage_epochs) else config.epochs
+        lr = config.stage_lr[k] if k < len(config.stage_lr) else config.lr
+        out.append(Stage(name, sets, epochs, lr))
+    return out
+
+
+def _stage_key(config: TrainConfig, stages: Sequence[Stage], data: str) -> str:
+    """What decides a stage's weights: the config, the stages up to it and the data; a saved stage with the same
+    key is reused on ``--resume``."""
+    fields = {k: v for k, v in config.__dict__.items() if k not in ("max_steps", "threads")}
+    text = json.dumps([fields, [list(s) for s in stages], data], sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reseed(seed: int, k: int) -> random.Random:
+    """Each stage draws its data order and dropout from its own seed, so a resumed run trains what a whole one does."""
+    import torch
+
+    torch.manual_seed(seed * 1000 + k)
+    return random.Random(f"{seed}\x00stage{k}")
+
+
+# Development pairs of the general NLI sets are many and not what the checker is for: a sample is scored.
+DEV_GENERAL_SAMPLE = 300
+
+
 def train(
     out: Path = Path("runs/checker"),
     config: TrainConfig | None = None,
@@ -557,20 +678,24 @@ def train(
     index: Path | None = Path("indexes/demo"),
     root: Path | None = None,
     blend: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train the checker and write ``checker.json`` and ``model.safetensors`` into ``out``.
 
+    With stages, each stage's weights are also saved under ``out/stages/<k>-<name>/`` (a judge folder of
+    their own, for measuring what each stage gained); ``resume`` reuses a saved stage whose key matches.
     Returns the training record (also stored in ``checker.json``): counts, steps, seconds, dev figures.
     """
     import torch
 
-    config = config or TrainConfig()
+    config = config or checker_recipe()
     t0 = time.perf_counter()
-    rng = seeded(config)
+    seeded(config)
+    plan = stages_of(config)
 
     examples = training_examples(config, index, root)
     index_id = None
-    if config.synthetic and index is not None:
+    if config.synthetic and index is not None and any("synthetic" in st.sets for st in plan):
         index_id = hashlib.sha256("".join(sorted(c["id"] for c in read_chunks(index))).encode()).hexdigest()[:16]
     train_set, dev_set = dev_split(examples)
     if config.augment:
@@ -585,6 +710,7 @@ def train(
         max_length=config.max_length,
         sentences_per_window=config.sentences_per_window,
         base_sha256=hash_files(base_model_path()),
+        outputs=config.outputs,
     )
 
     def on_epoch(model: Any, tokenizer: Any, bf16: bool) -> dict[str, float] | None:
@@ -592,9 +718,60 @@ def train(
             return None
         return _human_dev_auroc(ClaimChecker.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
 
-    fitted = fit(config, train_set, rng, on_epoch)
-    model, bf16 = fitted.model, fitted.bf16
-    step, losses, epochs, kept = fitted.steps, fitted.losses, fitted.epochs, fitted.kept_epoch
+    data_id = hashlib.sha256(
+        "".join(sorted(f"{e.source}\x00{e.claim}\x00{e.label}" for e in train_set)).encode()
+    ).hexdigest()[:16]
+    start: tuple[Any, Any] | None = None
+    steps, losses, epochs, kept, stage_records = 0, [], [], 0, []
+    bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
+    for k, stage in enumerate(plan, 1):
+        stage_t0 = time.perf_counter()
+        rng = _reseed(config.seed, k)
+        key = _stage_key(config, plan[:k], data_id)
+        folder = out / "stages" / f"{k}-{stage.name}"
+        pairs = [e for e in train_set if e.source.split(":")[0] in stage.sets]
+        if not pairs:
+            raise InputError(f"stage {stage.name}: no training pairs (sets {', '.join(stage.sets)})")
+        if len(plan) > 1 and resume and _saved_key(folder) == key:
+            saved = ClaimChecker(folder, bf16=bf16)
+            start = (saved.model, saved.tokenizer)
+            stage_records.append(CheckerConfig.read(folder).training)
+            log.info("stage %d (%s): reusing %s", k, stage.name, folder)
+            continue
+        fitted = fit(
+            config,
+            pairs,
+            rng,
+            on_epoch,
+            start=start,
+            epochs=stage.epochs,
+            lr=stage.lr,
+            desc=f"{k}/{len(plan)} {stage.name}",
+        )
+        start = (fitted.model, fitted.tokenizer)
+        steps += fitted.steps
+        losses, epochs, kept = fitted.losses, fitted.epochs, fitted.kept_epoch
+        record = {
+            "stage": stage.name,
+            "key": key,
+            "sets": list(stage.sets),
+            "pairs": dict(Counter(e.source.split(":")[0] for e in pairs)),
+            "epochs": stage.epochs,
+            "lr": stage.lr,
+            "steps": fitted.steps,
+            "final_loss": float(np.mean(fitted.losses[-50:])) if fitted.losses else None,
+            "seconds": round(time.perf_counter() - stage_t0, 1),
+        }
+        stage_records.append(record)
+        if len(plan) > 1:
+            fitted.model.eval()
+            save_weights(fitted.model, folder)
+            replace(cfg, training=record).write(folder)
+        log.info(
+            "stage %d (%s): %d pairs, %d steps, %.0f s", k, stage.name, len(pairs), fitted.steps, record["seconds"]
+        )
+    assert start is not None
+    model = start[0]
     train_seconds = time.perf_counter() - t0
 
     # Threshold on the development pairs, scored the way the judge scores (best window, P(supported)).
@@ -602,26 +779,31 @@ def train(
     save_weights(model, out)
     cfg.write(out)
     checker = ClaimChecker(out, bf16=bf16)
-    dev_scores = checker.score([(e.claim, e.passage) for e in dev_set]) if dev_set else np.zeros(0)
-    dev_labels = np.array([e.label for e in dev_set], dtype=int)
+    dev_scored = _dev_sample(dev_set, config.seed)
+    # The threshold is for claims: chosen on the claim sets' and our own development pairs, not general NLI's.
+    for_threshold = [e for e in dev_scored if e.source.split(":")[0] not in GENERAL_NLI] or dev_scored
+    dev_scores = checker.score([(e.claim, e.passage) for e in for_threshold]) if for_threshold else np.zeros(0)
+    dev_labels = np.array([e.label for e in for_threshold], dtype=int)
     if len(set(dev_labels.tolist())) == 2:
         threshold = choose_threshold(dev_labels, dev_scores)
         dev = {
-            "n": len(dev_set),
+            "n": len(for_threshold),
             "auroc": auroc(dev_labels, dev_scores),
             "balanced_accuracy": balanced_accuracy(dev_labels, dev_scores >= threshold),
+            "by_source": _human_dev_auroc(checker, dev_scored),
         }
     else:
-        threshold, dev = 0.5, {"n": len(dev_set)}
+        threshold, dev = 0.5, {"n": len(for_threshold)}
     record = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()},
         "bf16": bf16,
         "pairs": dict(Counter(e.source.split(":")[0] for e in train_set)),
         "pairs_by_source": dict(sorted(Counter(e.source for e in [*train_set, *dev_set]).items())),
+        "stages": stage_records,
         "epochs": epochs,
         "kept_epoch": kept,
         "dev": dev,
-        "steps": step,
+        "steps": steps,
         "final_loss": float(np.mean(losses[-50:])) if losses else None,
         "index": index_id,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -636,10 +818,30 @@ def train(
     return record
 
 
+def _saved_key(folder: Path) -> str | None:
+    try:
+        return str(CheckerConfig.read(folder).training.get("key"))
+    except InputError:
+        return None
+
+
+def _dev_sample(dev_set: Sequence[Example], seed: int) -> list[Example]:
+    """The development pairs that are scored: all of them, but at most DEV_GENERAL_SAMPLE of each general NLI set."""
+    rng = random.Random(f"dev-sample\x00{seed}")
+    out: list[Example] = []
+    for source in sorted({e.source for e in dev_set}):
+        rows = [e for e in dev_set if e.source == source]
+        if source in GENERAL_NLI and len(rows) > DEV_GENERAL_SAMPLE:
+            rows = rng.sample(rows, DEV_GENERAL_SAMPLE)
+        out.extend(rows)
+    return out
+
+
 def training_examples(config: TrainConfig, index: Path | None, root: Path | None) -> list[Example]:
     """Human pairs (train side) plus synthetic pairs, exactly as :func:`train` builds them."""
-    examples = human_pairs(config.sets, root)
-    if config.synthetic:
+    wanted = [x for st in stages_of(config) for x in st.sets]
+    examples = human_pairs(list(dict.fromkeys(x for x in wanted if x != "synthetic")), root)
+    if "synthetic" in wanted:
         if index is None:
             raise InputError("synthetic pairs need an index (--index), or pass --synthetic 0")
         examples += synthetic_pairs(read_chunks(index), config.synthetic, config.seed)
@@ -678,7 +880,8 @@ def fit_blend(out: Path, dev_set: Sequence[Example], *, checker: Any = None) -> 
     checker = checker or ClaimChecker(out)
     # Human-labelled pairs only, each set weighing the same: the blend is for real claims, and the synthetic
     # edits (which the checker alone already separates) would otherwise set its weights.
-    dev_set = [e for e in dev_set if not e.source.startswith("synthetic")]
+    # General NLI pairs (SNLI's captions, SICK) are not claims either: the blend is fitted on claim sets only.
+    dev_set = [e for e in dev_set if not e.source.startswith("synthetic") and e.source not in GENERAL_NLI]
     if not dev_set:
         raise InputError("no human-labelled development pairs to fit the blend on")
     per_source = Counter(e.source for e in dev_set)

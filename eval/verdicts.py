@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-LABELS = ("supported", "unsupported", "no_citation", "bad_citation")
+# "contradicted": not supported, and a three-way judge reads the cited passages as saying otherwise (worse for a
+# clinician than "unsupported", which is silence or too little); judges that read two ways never give it.
+LABELS = ("supported", "contradicted", "unsupported", "no_citation", "bad_citation")
 
 
 @dataclass(frozen=True, slots=True)

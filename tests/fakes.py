@@ -117,3 +117,31 @@ def hashed_index(folder: Path, documents: Sequence[Document], settings: Settings
     emb = HashingEmbedder()
     build_index(folder, documents=documents, settings=settings, embedder=emb, splitter=splitter, progress=False)
     return open_index(folder, settings=settings, embedder=emb)
+
+
+class ContradictionJudge(KeywordJudge):
+    """A three-way :class:`KeywordJudge`: a claim holding "never" whose other words are all in the passage is
+    contradicted by it (the passage says the thing happens); otherwise supported, or not enough information."""
+
+    name = "contradiction"
+    three_way = True
+
+    def fingerprint(self) -> str:
+        return "contradiction-v1"
+
+    def relations(self, pairs):  # type: ignore[no-untyped-def]
+        out = []
+        for claim, passage in pairs:
+            words = [w for w in re.findall(r"[a-z]{4,}", claim.lower())]
+            rest = [w for w in words if w != "never"]
+            if "never" in words and rest and all(w in passage.lower() for w in rest):
+                out.append((0.05, 0.9, 0.05))
+            elif words and all(w in passage.lower() for w in words):
+                out.append((0.9, 0.05, 0.05))
+            else:
+                out.append((0.1, 0.1, 0.8))
+        return np.array(out, dtype=np.float32)
+
+    def score(self, pairs):  # type: ignore[no-untyped-def]
+        self.seen.extend(pairs)
+        return self.relations(pairs)[:, 0] if pairs else np.zeros(0, dtype=np.float32)

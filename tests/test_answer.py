@@ -407,6 +407,42 @@ def test_verify_drops_or_marks_unsupported_statements(index) -> None:  # type: i
     assert marked.stats["unsupported_marked"] == 1
 
 
+def test_verify_tells_contradicted_from_unsupported(index) -> None:  # type: ignore[no-untyped-def]
+    from tests.fakes import ContradictionJudge
+
+    guideline = json.dumps(
+        {
+            "lead": [{"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "cite": [1]}],
+            "groups": [
+                {
+                    "heading": "Changed",
+                    "points": [
+                        {"text": "Stereotactic radiotherapy never treats oligoprogressive lesions.", "cite": [1]},
+                        {"text": "Homeopathy cures colorectal cancer.", "cite": [1]},
+                    ],
+                }
+            ],
+        }
+    )
+    backend = ScriptedBackend([guideline, '{"groups": []}', "{}"])
+    answer = ask(
+        Q,
+        index,
+        generator=LLMGenerator(backend, name="s"),
+        settings=SETTINGS,
+        verifier=ContradictionJudge(),
+        verify_action="mark",
+    )
+    texts = [st.text for s in answer.sections for g in s.groups for st in g.items]
+    assert (
+        "Stereotactic radiotherapy never treats oligoprogressive lesions. (contradicted by the cited passages)" in texts
+    )
+    assert "Homeopathy cures colorectal cancer. (not supported by the cited passages)" in texts
+    assert (answer.stats["contradicted_marked"], answer.stats["unsupported_marked"]) == (1, 1)
+    assert answer.verification is not None and answer.verification["contradicted"] == 1
+    assert [r["relation"] for r in answer.verification["marked"]] == ["contradicted", "unsupported"]
+
+
 def test_a_notice_with_nothing_after_it_becomes_the_abstention_and_leaves_no_reference(index) -> None:  # type: ignore[no-untyped-def]
     empty = json.dumps({"lead": [], "groups": []})
     backend = ScriptedBackend([empty, json.dumps({"groups": []}), "{}"])

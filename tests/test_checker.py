@@ -282,3 +282,55 @@ def test_bundled_checker_accepts_a_paraphrase_and_refuses_its_edit() -> None:
     ]
     paraphrase, edited = judge.score([(c, _PASSAGE) for c in claims])
     assert paraphrase > 0.8 and edited < 0.2, (paraphrase, edited)
+
+
+def test_relation_loss_counts_a_bare_unsupported_label_as_either_kind() -> None:
+    import torch
+
+    from eval.train_judge import _TARGETS, relation_loss
+
+    logits = torch.tensor([[0.0, 5.0, -5.0], [0.0, -5.0, 5.0], [5.0, 0.0, 0.0]])
+    unsupported = torch.tensor([_TARGETS[""]] * 3)
+    low, high = relation_loss(logits[:2], unsupported[:2]), relation_loss(logits[2:], unsupported[2:])
+    assert float(low) < 0.01 < 2.0 < float(high), "contradicted and nei both satisfy 'not supported'"
+    exact = relation_loss(logits[:1], torch.tensor([_TARGETS["nei"]]))
+    assert float(exact) > 9.0, "but a nei label is not satisfied by a contradiction"
+
+
+def test_the_most_decisive_window_speaks_for_the_pair() -> None:
+    from pipeline.crossencoder import _decisive
+
+    z = np.log(
+        np.array(
+            [
+                [0.70, 0.10, 0.20],  # pair 0: one window supports...
+                [0.10, 0.85, 0.05],  # ...another contradicts more strongly: contradicted
+                [0.60, 0.30, 0.10],  # pair 1: supports more than any window contradicts
+                [0.20, 0.40, 0.40],
+            ]
+        )
+    )
+    out = _decisive(3, [0, 0, 1, 1], z)
+    assert out[0].argmax() == 1 and out[1].argmax() == 0
+    assert out[2].tolist() == [0.0, 0.0, 1.0], "no window: not enough information"
+
+
+def test_staged_training_saves_and_resumes_each_stage(mirror: Path, tmp_path: Path) -> None:
+    from eval.train_judge import checker_recipe
+
+    index = _toy_index(tmp_path / "toy")
+    config = checker_recipe(
+        stages=("ours", "ours"), stage_epochs=(1, 1), max_steps=2, batch_size=4, synthetic=24, bf16=False
+    )
+    out = tmp_path / "staged"
+    first = train(out, config, index=index, root=mirror / "faithfulness", blend=False)
+    assert [s["stage"] for s in first["stages"]] == ["ours", "ours"] and first["steps"] == 4
+    assert (out / "stages" / "1-ours" / "model.safetensors").is_file()
+    judge = TrainedJudge(out)
+    assert judge.three_way and CheckerConfig.read(out).outputs == 3
+    rel = judge.relations([("Drug 1 lowered blood pressure.", "Drug 1 lowered blood pressure by 4 mmHg."), ("", "x")])
+    assert rel.shape == (2, 3) and np.allclose(rel.sum(axis=1), 1.0, atol=1e-4) and rel[1].tolist() == [0, 0, 1]
+    weights = (out / "model.safetensors").read_bytes()
+    again = train(out, config, index=index, root=mirror / "faithfulness", blend=False, resume=True)
+    assert again["steps"] == 0 and again["stages"] == first["stages"], "both stages reused"
+    assert (out / "model.safetensors").read_bytes() == weights

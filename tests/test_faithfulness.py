@@ -146,3 +146,23 @@ def test_cached_judge_scores_once(tmp_path: Path) -> None:
     again = CachedJudge(inner, tmp_path / "c.sqlite").score(pairs)
     assert len(inner.seen) == 2, "a re-run costs nothing"
     assert np.array_equal(first, again) and list(first) == [1.0, 0.0, 1.0]
+
+
+def test_a_three_way_judge_reports_contradictions_apart_and_first(tmp_path: Path) -> None:
+    from tests.fakes import ContradictionJudge
+
+    items = [
+        Statement("aspirin improves survival", (3,)),  # not supported: the passage is silent
+        Statement("folfox never improves survival", (1,)),  # contradicted: the passage says it does
+        Statement("folfox improves survival", (1,)),
+    ]
+    vs = judge_answers([("a1", _answer(items, REFS), {})], ContradictionJudge())
+    assert [v.label for v in vs] == ["unsupported", "contradicted", "supported"]
+    assert [v.label for v in _verdicts(items)] == ["unsupported", "unsupported", "supported"], "two-way: no verdict"
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps(to_dict(_answer(items, REFS))) + "\n")
+    summary = evaluate(path, tmp_path / "out", ContradictionJudge())
+    assert (summary["overall"]["contradicted"], summary["overall"]["unsupported"]) == (1, 1)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.index("folfox never improves survival") < page.index("aspirin improves survival")
+    assert "1 contradicted" in page and "<th>contradicted</th>" in page

@@ -17,7 +17,7 @@ nothing. The judge is one of the pipeline's costly seams: ``medcite ask --verify
 """
 
 from pipeline.judge.ask import LLMJudge, OpenAIJudge
-from pipeline.judge.base import Judge, Pair
+from pipeline.judge.base import RELATIONS, Judge, Pair, is_contradicted, relations_of
 from pipeline.judge.cache import CachedJudge
 from pipeline.judge.embedding import EmbeddingJudge
 from pipeline.judge.lexical import LexicalJudge
@@ -26,6 +26,9 @@ from pipeline.judge.registry import JUDGES, judge_from_settings, make_judge
 from pipeline.judge.trained import BlendJudge, TrainedJudge
 
 __all__ = [
+    "RELATIONS",
+    "is_contradicted",
+    "relations_of",
     "JUDGES",
     "BlendJudge",
     "CachedJudge",

@@ -32,8 +32,41 @@ class CachedJudge:
             "CREATE TABLE IF NOT EXISTS scores (judge TEXT, claim TEXT, passage TEXT, score REAL, "
             "PRIMARY KEY (judge, claim, passage))"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS relations (judge TEXT, claim TEXT, passage TEXT, supported REAL, "
+            "contradicted REAL, nei REAL, PRIMARY KEY (judge, claim, passage))"
+        )
         self.hits = 0
         self.misses = 0
+
+    @property
+    def three_way(self) -> bool:
+        return bool(getattr(self.judge, "three_way", False))
+
+    def relations(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """The wrapped judge's three-way reading, cached like its scores."""
+        fp = self.judge.fingerprint()
+        keys = [(fp, _h(c), _h(p)) for c, p in pairs]
+        found: dict[tuple[str, str, str], tuple[float, float, float]] = {}
+        with self._lock:
+            for k in dict.fromkeys(keys):
+                row = self._db.execute(
+                    "SELECT supported, contradicted, nei FROM relations WHERE judge=? AND claim=? AND passage=?", k
+                ).fetchone()
+                if row is not None:
+                    found[k] = (float(row[0]), float(row[1]), float(row[2]))
+        uniq = list(dict.fromkeys(k for k in keys if k not in found))
+        if uniq:
+            first = {k: keys.index(k) for k in uniq}
+            rel = self.judge.relations([pairs[first[k]] for k in uniq])  # type: ignore[attr-defined]
+            rows = {k: (float(r[0]), float(r[1]), float(r[2])) for k, r in zip(uniq, rel, strict=True)}
+            with self._lock:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO relations VALUES (?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in rows.items()]
+                )
+                self._db.commit()
+            found.update(rows)
+        return np.array([found[k] for k in keys], dtype=np.float32).reshape(len(keys), 3)
 
     def fingerprint(self) -> str:
         return self.judge.fingerprint()

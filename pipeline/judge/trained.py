@@ -29,8 +29,17 @@ class TrainedJudge:
     def fingerprint(self) -> str:
         return self.checker.fingerprint()
 
+    @property
+    def three_way(self) -> bool:
+        """Whether the weights give supported / contradicted / nei (:meth:`relations`)."""
+        return self.checker.three_way
+
     def score(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.checker.score(pairs)
+
+    def relations(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """P(supported), P(contradicted), P(nei) per pair (a three-way checker only)."""
+        return self.checker.relations(pairs)
 
 
 class BlendJudge:
@@ -52,6 +61,14 @@ class BlendJudge:
         self.embedding = EmbeddingJudge(embedder=embedder)
         self.lexical = LexicalJudge()
         self.threshold = float(blend["threshold"]) if threshold is None else threshold
+
+    @property
+    def three_way(self) -> bool:
+        return self.trained.three_way
+
+    def relations(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """The checker's three-way reading; the blend itself scores only P(supported)."""
+        return self.trained.relations(pairs)
 
     def fingerprint(self) -> str:
         return f"blend-v1:{self.trained.fingerprint()}:{self.embedding.fingerprint()}:{self.lexical.fingerprint()}"
