@@ -87,3 +87,15 @@ def test_yes_no_score_adds_every_variant_of_each_side() -> None:
 def test_openai_judge_without_a_server() -> None:
     with pytest.raises(GenerationError, match="cannot reach the judge server"):
         OpenAIJudge("http://127.0.0.1:9/v1", "m", timeout_s=2).score([("a", "b")])
+
+
+def test_embedding_judge_reads_a_title_line_apart_from_the_sentence_below_it(real_embedder, splitter) -> None:  # type: ignore[no-untyped-def]
+    # A quoted statement is judged against its source's title and the sentence it quotes; spaCy ran the two into
+    # one sentence, and a verbatim quote scored 0.32 against it (below the 0.6 threshold).
+    from pipeline.judge import EmbeddingJudge
+
+    judge = EmbeddingJudge(embedder=real_embedder, splitter=splitter)
+    claim = "Data were collected regarding patient demographics, presenting symptoms, stage, treatment received."
+    passage = f"Cancer of the buccal mucosa: are margins and T-stage accurate predictors of local control?\n{claim}"
+    verbatim, other = judge.score([(claim, passage), ("Aspirin cures every cancer.", passage)])
+    assert verbatim > 0.99 and other < judge.threshold
