@@ -434,7 +434,12 @@ SELECTED_ON = ("expertqa", "healthver", "scifact")
 
 def _human_dev_auroc(checker: Any, dev_set: Sequence[Example]) -> dict[str, float]:
     """AUROC of each human set's development pairs (both classes present), and as ``mean`` the mean over
-    the :data:`SELECTED_ON` sets (over all of them when none of those is present)."""
+    the :data:`SELECTED_ON` sets (over all of them when none of those is present): what ``select_epoch`` reads."""
+    return dev_auroc_by_source(checker, dev_set)
+
+
+def dev_auroc_by_source(checker: Any, dev_set: Sequence[Example]) -> dict[str, float]:
+    """The figures of :func:`_human_dev_auroc`; the training record's, whatever chooses the epoch."""
     out: dict[str, float] = {}
     for source in sorted({e.source for e in dev_set if not e.source.startswith("synthetic")}):
         rows = [e for e in dev_set if e.source == source]
@@ -791,7 +796,7 @@ def train(
             "n": len(for_threshold),
             "auroc": auroc(dev_labels, dev_scores),
             "balanced_accuracy": balanced_accuracy(dev_labels, dev_scores >= threshold),
-            "by_source": _human_dev_auroc(checker, dev_scored),
+            "by_source": dev_auroc_by_source(checker, dev_scored),
         }
     else:
         threshold, dev = 0.5, {"n": len(for_threshold)}

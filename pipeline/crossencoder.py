@@ -133,7 +133,8 @@ def supported_log_odds(logits: np.ndarray) -> np.ndarray:
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def trainable(name: str) -> bool:

@@ -36,4 +36,5 @@ def relations_of(judge: object, pairs: Sequence[Pair]) -> np.ndarray | None:
 
 def is_contradicted(relations: np.ndarray) -> np.ndarray:
     """Rows whose most likely relation is "contradicted"."""
-    return np.asarray(relations).argmax(axis=1) == RELATIONS.index("contradicted")
+    best: np.ndarray = np.asarray(relations).argmax(axis=1)
+    return np.asarray(best == RELATIONS.index("contradicted"), dtype=bool)
