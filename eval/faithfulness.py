@@ -132,7 +132,7 @@ def judge_answers(answers: Sequence[tuple[str, Answer, dict[str, Any]]], judge: 
             continue
         joint = bool(ok[job["joint"]])
         relevant: list[bool]
-        if joint and len(job["cites"]) > 1:
+        if joint and "single" in job:  # one text per citation (a quoted statement is judged on its quote's alone)
             relevant = [bool(ok[s]) or not bool(ok[w]) for s, w in zip(job["single"], job["without"], strict=True)]
         else:
             relevant = [joint] * len(job["cites"])

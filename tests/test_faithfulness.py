@@ -166,3 +166,10 @@ def test_a_three_way_judge_reports_contradictions_apart_and_first(tmp_path: Path
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.index("folfox never improves survival") < page.index("aspirin improves survival")
     assert "1 contradicted" in page and "<th>contradicted</th>" in page
+
+
+def test_a_quoted_statement_citing_two_references_is_judged_on_its_quote() -> None:
+    # Its quote's sentences are one text, not one per citation: medcite eval crashed on such llama answers (KeyError).
+    st = Statement("folfox improves survival", (1, 2), quote="folfox improves survival")
+    (v,) = _verdicts([st])
+    assert v.label == "supported" and v.citations == (1, 2) and v.relevant == (True, True)
