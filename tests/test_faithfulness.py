@@ -173,3 +173,26 @@ def test_a_quoted_statement_citing_two_references_is_judged_on_its_quote() -> No
     st = Statement("folfox improves survival", (1, 2), quote="folfox improves survival")
     (v,) = _verdicts([st])
     assert v.label == "supported" and v.citations == (1, 2) and v.relevant == (True, True)
+
+
+def test_cached_judge_caches_the_three_way_reading(tmp_path: Path) -> None:
+    from tests.fakes import ContradictionJudge
+
+    class Counting(ContradictionJudge):
+        calls = 0
+
+        def relations(self, pairs):  # type: ignore[no-untyped-def]
+            Counting.calls += len(pairs)
+            return super().relations(pairs)
+
+    pairs = [
+        ("folfox never works", "folfox works"),
+        ("folfox works", "folfox works"),
+        ("folfox never works", "folfox works"),
+    ]
+    cached = CachedJudge(Counting(), tmp_path / "c.sqlite")
+    assert cached.three_way and not CachedJudge(KeywordJudge(), tmp_path / "k.sqlite").three_way
+    first = cached.relations(pairs)
+    assert first.argmax(axis=1).tolist() == [1, 0, 1] and Counting.calls == 2, "each distinct pair read once"
+    again = CachedJudge(Counting(), tmp_path / "c.sqlite").relations(pairs)
+    assert np.allclose(first, again) and Counting.calls == 2, "a re-run reads the cache"

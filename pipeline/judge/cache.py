@@ -57,7 +57,9 @@ class CachedJudge:
                     found[k] = (float(row[0]), float(row[1]), float(row[2]))
         uniq = list(dict.fromkeys(k for k in keys if k not in found))
         if uniq:
-            first = {k: keys.index(k) for k in uniq}
+            first: dict[tuple[str, str, str], int] = {}
+            for i, k in enumerate(keys):
+                first.setdefault(k, i)
             rel = self.judge.relations([pairs[first[k]] for k in uniq])  # type: ignore[attr-defined]
             rows = {k: (float(r[0]), float(r[1]), float(r[2])) for k, r in zip(uniq, rel, strict=True)}
             with self._lock:
