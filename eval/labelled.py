@@ -11,8 +11,6 @@ from typing import Any, NamedTuple
 
 log = logging.getLogger("eval.calibrate")
 
-RELATIONS = ("supported", "contradicted", "nei")  # the checker's three outputs, in this order
-
 
 class Labelled(NamedTuple):
     """One labelled pair; a plain tuple ``(claim, passage, label)`` with names, and two optional fields.

@@ -193,6 +193,7 @@ class CrossEncoder:
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self.batch_size = batch_size
         self._fp = hash_files(self.path)[:16]
+        self._memo: dict[tuple[str, str], np.ndarray] = {}
 
     @classmethod
     def in_memory(
@@ -202,6 +203,7 @@ class CrossEncoder:
         self = cls.__new__(cls)
         self.path, self.config, self.model, self.tokenizer = Path("<memory>"), config, model, tokenizer
         self.bf16, self.batch_size, self._fp = bf16, batch_size, "in-memory"
+        self._memo = {}
         return self
 
     def _load(self, weights: Path) -> None:
@@ -259,11 +261,10 @@ class CrossEncoder:
     MEMO = 20_000  # pairs whose three-way reading is kept from the last scores, so relations() costs no second pass
 
     def _remember(self, pairs: Sequence[tuple[str, str]], owner: list[int], z: np.ndarray) -> None:
-        memo: dict[tuple[str, str], np.ndarray] = self.__dict__.setdefault("_memo", {})
         for i, rel in enumerate(_decisive(len(pairs), owner, z)):
-            memo[pairs[i]] = rel
-        while len(memo) > self.MEMO:
-            memo.pop(next(iter(memo)))
+            self._memo[pairs[i]] = rel
+        while len(self._memo) > self.MEMO:
+            self._memo.pop(next(iter(self._memo)))
 
     def relations(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """P(supported), P(contradicted), P(nei) per pair, shape ``(n, 3)``, from its most decisive window.
@@ -274,12 +275,10 @@ class CrossEncoder:
         """
         if not self.three_way:
             raise InputError(f"{self.path}: a one-output model; relations need a three-way checker")
-        memo: dict[tuple[str, str], np.ndarray] = self.__dict__.get("_memo", {})
-        todo = list(dict.fromkeys(p for p in pairs if p not in memo))
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))
         if todo:
             self.logits(todo)
-            memo = self.__dict__["_memo"]
-        return np.stack([memo[p] for p in pairs]) if pairs else np.zeros((0, 3), dtype=np.float32)
+        return np.stack([self._memo[p] for p in pairs]) if pairs else np.zeros((0, 3), dtype=np.float32)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         z = self.logits(pairs).astype(np.float64)

@@ -16,8 +16,9 @@ nothing. The judge is one of the pipeline's costly seams: ``medcite ask --verify
   alone or blended with the embedding and lexical scores.
 """
 
+from pipeline.crossencoder import RELATIONS
 from pipeline.judge.ask import LLMJudge, OpenAIJudge
-from pipeline.judge.base import RELATIONS, Judge, Pair, is_contradicted, relations_of
+from pipeline.judge.base import Judge, Pair, is_contradicted, relations_of
 from pipeline.judge.cache import CachedJudge
 from pipeline.judge.embedding import EmbeddingJudge
 from pipeline.judge.lexical import LexicalJudge

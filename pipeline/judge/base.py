@@ -7,8 +7,9 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.crossencoder import RELATIONS  # what a three-way judge's relations() columns are
+
 Pair = tuple[str, str]  # (claim, passage)
-RELATIONS = ("supported", "contradicted", "nei")  # what a three-way judge's relations() columns are
 
 
 class Judge(Protocol):
