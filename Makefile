@@ -8,6 +8,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 QUESTION ?= What is the treatment for oligoprogressive colorectal cancer?
 GENERATOR ?= llama
+# Each step of demo and install is timed (scripts/timed.sh); `make demo` ends with the table.
+TIMES   ?= .make-times.tsv
+TIMED   := MEDCITE_TIMES=$(TIMES) scripts/timed.sh
 
 # llama-cpp-python builds from source. A -march=native build uses AMX tiles on CPUs that have them, and on
 # this workplace's Sapphire Rapids machines that build crashes (SIGSEGV) on any multi-token prompt. So it is
@@ -21,25 +24,30 @@ LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -D
 .PHONY: demo test install lint bench eval-retrieval clean
 
 $(BIN)/python:
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(TIMED) "create .venv" $(PY) -m venv $(VENV)
+	$(TIMED) "upgrade pip" $(BIN)/pip install -q --upgrade pip
 
 # torch first: pip then resolves it to the local CPU wheel, and nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0
+	$(TIMED) "install torch (CPU)" $(BIN)/pip install -q torch==2.13.0
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes on 2 cores)"; \
-	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) \
-	    llama-cpp-python==$(LLAMA_VERSION); }
-	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench,ray]'
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 11 minutes on 2 cores)"; \
+	  $(TIMED) "build llama-cpp-python wheel" env CMAKE_ARGS="$(LLAMA_CMAKE)" \
+	    $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	$(TIMED) "install medcite and deps" $(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/medcite corpus pull demo
-	$(BIN)/medcite index build --corpus demo --out indexes/demo
-	$(BIN)/medcite ask "$(QUESTION)" --index indexes/demo --generator $(GENERATOR)
+demo:
+	@rm -f $(TIMES)
+	@$(MAKE) --no-print-directory install
+	$(TIMED) "pull the demo corpus" $(BIN)/medcite corpus pull demo
+	$(TIMED) "build indexes/demo" $(BIN)/medcite index build --corpus demo --out indexes/demo
+	$(TIMED) "answer the question ($(GENERATOR))" \
+	  $(BIN)/medcite ask "$(QUESTION)" --index indexes/demo --generator $(GENERATOR)
+	@echo "where the time went (seconds, wall clock):"
+	@$(TIMED) --table
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
