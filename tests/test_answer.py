@@ -459,3 +459,16 @@ def test_a_notice_with_nothing_after_it_becomes_the_abstention_and_leaves_no_ref
     ]
     cited = {n for s in answer.sections for g in s.groups for st in g.items for n in st.citations}
     assert cited == {r.n for r in answer.references}, "no reference is left that nothing cites"
+
+
+def test_one_ask_embeds_the_question_once(index) -> None:  # type: ignore[no-untyped-def]
+    """Both sections' searches and their relevance scores share one vector of the question."""
+    empty = json.dumps({"groups": []})
+    backend = ScriptedBackend([empty, empty, json.dumps({"questions": []})])
+    before = len(index.embedder.encoded)
+    ask(Q, index, generator=LLMGenerator(backend, name="scripted"), settings=SETTINGS)
+    assert index.embedder.encoded[before:].count(Q) == 1
+    # A second ask of the same question on the same opened index embeds nothing new for it.
+    backend.replies.extend([empty, empty, json.dumps({"questions": []})])
+    ask(Q, index, generator=LLMGenerator(backend, name="scripted"), settings=SETTINGS)
+    assert index.embedder.encoded[before:].count(Q) == 1

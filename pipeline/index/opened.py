@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,8 @@ from pipeline.text import STOP_WORDS
 from pipeline.types import KINDS, Chunk, Document, Hit, Kind
 
 log = logging.getLogger(__name__)
+
+_QUERY_MEMO = 256  # query vectors an opened index remembers
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 MODES = ("hybrid", "dense", "bm25")
@@ -98,6 +101,10 @@ class Index:
     embedder: Embedder | None = None
     _bm25: Any = field(default=None, repr=False)
     _checked_embedder: bool = field(default=False, repr=False)
+    # Query vectors by text, shared with the copies with_settings makes: one ask searches each section and
+    # scores the hits against the same question, which would otherwise embed it four times or more.
+    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _query_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.ranges: dict[Kind, tuple[int, int]] = index_kind_ranges(self.chunks)
@@ -134,7 +141,7 @@ class Index:
 
     def similarity(self, query: str, chunk_ids: Sequence[str]) -> np.ndarray:
         """Cosine similarity between the query and each chunk (vectors are unit length)."""
-        vec = self.query_embedder().encode([query])[0]
+        vec = self.query_vectors([query])[0]
         rows = [self._row_of[c] for c in chunk_ids]
         return np.asarray(self.embeddings[rows], dtype=np.float32) @ vec if rows else np.zeros(0, dtype=np.float32)
 
@@ -178,6 +185,22 @@ class Index:
             raise InputError(f"no chunk {chunk_id!r} in index {self.id}") from None
 
     # ------------------------------------------------------------------ parts
+
+    def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``queries`` (rows in order), each text embedded once and remembered (the last 256)."""
+        if not queries:
+            return np.zeros((0, self.query_embedder().dim), dtype=np.float32)
+        with self._query_lock:
+            found = {q: self._query_vectors[q] for q in queries if q in self._query_vectors}
+        missing = [q for q in dict.fromkeys(queries) if q not in found]
+        if missing:
+            found.update(zip(missing, self.query_embedder().encode(missing), strict=True))
+            with self._query_lock:  # batch workers share one index
+                for q in missing:
+                    self._query_vectors[q] = found[q]
+                while len(self._query_vectors) > _QUERY_MEMO:
+                    del self._query_vectors[next(iter(self._query_vectors))]
+        return np.stack([found[q] for q in queries]).astype(np.float32, copy=False)
 
     def query_embedder(self) -> Embedder:
         """The embedder for queries of this index, loaded on first use and checked against the manifest's model."""
@@ -274,7 +297,7 @@ class Index:
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         lexical: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode in ("hybrid", "dense"):
-            vecs = self.query_embedder().encode(list(queries))
+            vecs = self.query_vectors(queries)
             dense = self._dense(vecs, n_cand if mode == "hybrid" else k, kind)
         if mode in ("hybrid", "bm25"):
             lexical = self._lexical(queries, n_cand if mode == "hybrid" else k, kind)
