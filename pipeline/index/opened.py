@@ -104,7 +104,7 @@ class Index:
     # Query vectors by text, shared with the copies with_settings makes: one ask searches each section and
     # scores the hits against the same question, which would otherwise embed it four times or more.
     _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _query_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _query_lock: Any = field(default_factory=threading.Lock, repr=False)  # Any: pydantic models hold an Index
 
     def __post_init__(self) -> None:
         self.ranges: dict[Kind, tuple[int, int]] = index_kind_ranges(self.chunks)
