@@ -30,12 +30,22 @@ from pipeline.types import to_dict
 def summarise(answers: list[dict[str, object]], generator: str, model: str, seconds: list[float]) -> dict[str, object]:
     """The validity table from answers in the JSON shape (their ``stats``)."""
     drafted = valid = out_of_range = abstained = sections = 0
-    quotes = {"quotes_found": 0, "quotes_moved": 0, "quotes_not_found": 0, "quotes_dropped": 0, "sections_failed": 0}
+    quotes = {
+        "quotes_found": 0,
+        "quotes_moved": 0,
+        "quotes_not_found": 0,
+        "quotes_dropped": 0,
+        "beyond_quote_dropped": 0,
+        "beyond_quote_marked": 0,
+        "sections_failed": 0,
+    }
     for a in answers:
         s = a["stats"]
         assert isinstance(s, dict)
         # "statements" counts every statement shown (marked ones too); dropped ones never reach it.
-        drafted += s["statements"] + s["uncited_dropped"] + s.get("quotes_dropped", 0)
+        drafted += (
+            s["statements"] + s["uncited_dropped"] + s.get("quotes_dropped", 0) + s.get("beyond_quote_dropped", 0)
+        )
         valid += s["statements"] - s.get("uncited_marked", 0)
         out_of_range += s["out_of_range_citations"]
         abstained += s["sections_abstained"]
@@ -66,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=30, help="number of questions")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--summarise", action="store_true", help="only summarise OUT/answers.jsonl (e.g. a cut-short run)")
+    ap.add_argument(
+        "--resume", action="store_true", help="keep OUT/answers.jsonl and answer only the questions not in it"
+    )
     args = ap.parse_args(argv)
     if args.summarise:
         loaded = [json.loads(x) for x in (args.out / "answers.jsonl").read_text().splitlines() if x.strip()]
@@ -80,10 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     gen = make_generator(args.generator, settings, index)
     questions = cancer_questions(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds: list[float] = []
+    path = args.out / "answers.jsonl"
     rows: list[dict[str, object]] = []
-    with (args.out / "answers.jsonl").open("w", encoding="utf-8") as f:
-        for q in tqdm(questions, desc=args.generator, unit="q"):
+    if args.resume and path.exists():
+        # A run cut short (a killed job, an ended session) keeps every answer it wrote; a half-written last line
+        # is dropped and that question asked again.
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    seconds = [float(str(r["seconds"])) for r in rows if "seconds" in r]
+    done = {r["id"] for r in rows}
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        for q in tqdm([q for q in questions if q["id"] not in done], desc=args.generator, unit="q"):
             t = time.perf_counter()
             answer = ask(q["question"], index, generator=gen, settings=settings)
             seconds.append(time.perf_counter() - t)

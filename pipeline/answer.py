@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.cite import References, parse_citations
+from pipeline.embed import common_words
 from pipeline.errors import InputError, ReplyError
 from pipeline.expand import Expansion, LLMExpander
 from pipeline.generate import (
@@ -32,7 +33,7 @@ from pipeline.generate import (
 )
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
-from pipeline.quotes import QuoteFinder, quote_key, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, quote_key, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -89,6 +90,7 @@ UNCITED_MARK = "(unsupported: no valid citation)"
 UNSUPPORTED_MARK = "(not supported by the cited passages)"
 CONTRADICTED_MARK = "(contradicted by the cited passages)"
 QUOTE_MARK = "(its quote is not in the cited passages)"
+BEYOND_MARK = "(says more than its quote)"
 # A section whose passages were found but whose model reply gave no statement that survived the checks.
 FAILED = "This section could not be written from the {n} passages found: {why}."
 CUT_SHORT = "The rest of this section could not be written: {why}."
@@ -96,7 +98,7 @@ WHY = {
     "length": "the model's reply was cut at its token limit",
     "interrupted": "the model's reply was interrupted",
     "unusable": "the model's reply held no statement in the shape asked for",
-    "dropped": "none of the model's statements had its quote in, or a citation of, those passages",
+    "dropped": "none of the model's statements cited those passages and said only what its quote from them says",
 }
 
 
@@ -553,11 +555,12 @@ def _check(
 ) -> Statement | None:
     """Validate a drafted statement's citations and quote, verify it if asked, and number its references.
 
-    With a ``finder`` (``answer.quotes`` is ``check``) a statement that carries a quote keeps its citations only
-    when the quote is in a passage it cites; a quote found in another of the section's passages moves the
-    citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks it
-    with ``answer.uncited=mark``. Verification runs before numbering, so a dropped statement never leaves an
-    uncited reference behind.
+    With a ``finder`` (``answer.quotes`` is ``check`` or ``found``) a statement that carries a quote keeps its
+    citations only when the quote is in a passage it cites; a quote found in another of the section's passages
+    moves the citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks
+    it with ``answer.uncited=mark``. With ``check``, a statement that says more than its quote's sentences
+    (:func:`~pipeline.quotes.beyond_quote`) is dropped or marked the same way. Verification runs before
+    numbering, so a dropped statement never leaves an uncited reference behind.
     """
     parsed = parse_citations(draft.text, len(sources), extra=draft.cites)
     if not parsed.text:
@@ -565,7 +568,7 @@ def _check(
     stats.add("out_of_range_citations", len(parsed.invalid))
     text = parsed.text
     valid, quote = parsed.valid, ""
-    if draft.quote is not None and finder is not None and settings.answer.quotes == "check":
+    if draft.quote is not None and finder is not None and settings.answer.quotes != "off":
         titles = [quote_key(s.hit.document.title) for s in sources]
         valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats, titles)
         if not quote:
@@ -573,9 +576,20 @@ def _check(
                 stats.add("quotes_dropped")
                 return None
             text = f"{text} {QUOTE_MARK}"
+    quoted = quoted_evidence(quote, _by_document([sources[n - 1].hit for n in valid])) if quote and valid else None
+    if quoted is not None and settings.answer.quotes == "check":
+        beyond = beyond_quote(parsed.text, quoted, quote, common_words())
+        if not beyond.within(settings.answer.max_unquoted):
+            log.info(
+                "statement says more than its quote (%s): %s", beyond.why(settings.answer.max_unquoted), parsed.text
+            )
+            if settings.answer.uncited == "drop":
+                stats.add("beyond_quote_dropped")
+                return None
+            stats.add("beyond_quote_marked")
+            text = f"{text} {BEYOND_MARK}"
     if valid and verify is not None:
         hits = [sources[n - 1].hit for n in valid]
-        quoted = quoted_evidence(quote, _by_document(hits)) if quote else None
         passage = quoted if quoted is not None else "\n\n".join(cited_texts(hits))
         score = float(verify.judge.score([(parsed.text, passage)])[0])
         verify.checked += 1

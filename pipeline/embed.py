@@ -6,6 +6,7 @@ offline. Tests pass a cheap deterministic embedder with the same protocol.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.quotes import wordpiece_words
 from pipeline.settings import EmbedSettings
 
 if TYPE_CHECKING:
@@ -50,6 +52,13 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Vectors of shape (len(texts), dim), float32, unit length."""
         ...
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """A general-English vocabulary: the whole words of the bundled MiniLM's WordPiece vocabulary (Wikipedia and
+    books). :func:`pipeline.quotes.beyond_quote` reads a word outside it as a specialised term."""
+    return wordpiece_words(str(bundled_model_path() / "vocab.txt"))
 
 
 def bundled_model_path() -> Path:

@@ -147,8 +147,11 @@ class AnswerSettings(_Group):
     min_source_score: float = Field(default=0.25, ge=-1, le=1)
     max_items: int = Field(default=6, ge=1, le=20)  # statements per section (extractive)
     uncited: Literal["drop", "mark"] = "drop"  # a statement left with no valid citation, or whose quote is not found
-    # Look each statement's quote up in the passages it cites (pipeline.quotes); "off" trusts the citations alone.
-    quotes: Literal["check", "off"] = "check"
+    # Look each statement's quote up in the passages it cites and read what the statement says beyond it
+    # (pipeline.quotes.beyond_quote); "found" only looks the quote up; "off" trusts the citations alone.
+    quotes: Literal["check", "found", "off"] = "check"
+    # The share of a statement's content words its quote's sentences may lack (a new term or negation never passes).
+    max_unquoted: float = Field(default=0.5, ge=0, le=1)
 
 
 class LlamaSettings(_Group):

@@ -29,7 +29,7 @@ SEEN: set[str] = set()  # (model, kind) pairs already answered, for "cut"
 LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions"
 GUIDELINE = {
     "lead": [
-        {"text": "The guideline recommends local therapy for oligoprogressive sites.", "quote": LOCAL, "cite": [1]}
+        {"text": "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1]}
     ],
     "groups": [
         {

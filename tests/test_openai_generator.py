@@ -54,7 +54,7 @@ def test_openai_generator_streams_from_a_server(server: tuple[str, Path], index)
     assert [s.title for s in answer.sections] == ["From the Guidelines", "From the Research"]
     assert (
         answer.sections[0].groups[0].items[0].text
-        == "The guideline recommends local therapy for oligoprogressive sites."
+        == "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
     )
     assert answer.sections[1].groups[0].items[0].citations, "valid citation kept"
     assert answer.stats["out_of_range_citations"] == 1, "the server's [7] was dropped and counted"
@@ -118,7 +118,7 @@ def test_other_structured_output_modes(server, index, mode: str, field: str | No
 def test_an_interrupted_reply_is_asked_for_again_once(server, index) -> None:  # type: ignore[no-untyped-def]
     url, log = server
     answer = _answer(url, index, "cut")  # each kind's first stream stops before its first statement
-    assert _texts(answer.sections[0])[0] == "The guideline recommends local therapy for oligoprogressive sites."
+    assert _texts(answer.sections[0])[0] == "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
     assert not any(s.abstained for s in answer.sections) and "sections_failed" not in answer.stats
     assert len(log.read_text().splitlines()) == 6, "guideline, research and follow-ups, each asked twice"
 
@@ -127,7 +127,7 @@ def test_a_reply_cut_after_statements_keeps_them_and_says_the_rest_is_missing(se
     url, _ = server
     answer = _answer(url, index, "cut-always")
     texts = _texts(answer.sections[0])
-    assert texts[0] == "The guideline recommends local therapy for oligoprogressive sites."
+    assert texts[0] == "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
     assert texts[-1] == CUT_SHORT.format(why=WHY["interrupted"])
     assert answer.stats["replies_interrupted"] >= 1 and answer.stats["sections_failed"] >= 1
     assert answer.follow_ups == (), "an interrupted follow-up reply gives none, and the answer stands"

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import QUOTE_MARK, ask
+from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask
+from pipeline.embed import common_words
 from pipeline.generate import LLMGenerator
-from pipeline.quotes import QuoteFinder, normalise, quote_key, quote_span, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, too_short
 from pipeline.render import to_html, to_markdown
 from pipeline.types import Block, Document, from_dict, to_dict
 from tests.fakes import ScriptedBackend, hashed_index
@@ -67,6 +68,106 @@ def test_a_quote_must_be_long_enough_to_ground_its_statement() -> None:
     assert too_short("colorectal cancer", "Local therapy treats colorectal cancer in most patients.")
     assert not too_short("local therapy treats colorectal cancer", "Local therapy treats it.")
     assert not too_short("Surgery.", "Surgery."), "a statement as short as its quote"
+
+
+# --------------------------------------------------------------------------- what a statement says beyond its quote
+
+# Statements the bundled model wrote on the validity set (runs of issue 15), each with the quote it gave, which was
+# found in the passage it cited. The first three say what their quote does not.
+P53_QUOTE = (
+    "The rate of pathological complete response was equivalent at 16% in both arms "
+    "(odds ratio, 0.98; 95% CI, 0.66–1.44; P =.904)."
+)
+FERTILITY_QUOTE = "Omission of radiation is beneficial for patients desiring to preserve fertility."
+ANTIBODY_QUOTE = (
+    "Therefore, when developing anti-tumor therapeutic antibodies, including single-targeted antibodies, "
+    "bi-specific antibodies (BsAbs), and antibody-drug conjugates (ADCs), many factors, such as target biology, "
+    "cellular distribution of the targets, the environments of particular tumor types, as well as the proposed "
+    "mechanism of action (MOA), must be taken into consideration."
+)
+FROZEN_QUOTE = (
+    "Conclusions: In breast cancer patients having SLN biopsy, the failure of routine intraoperative FS is "
+    "largely the failure to detect micrometastatic disease."
+)
+
+
+@pytest.mark.parametrize(
+    ("statement", "quote", "why"),
+    [
+        (
+            "P53 alterations can be used to predict tumour response to pre-operative chemo-radiotherapy in "
+            "locally advanced rectal cancer.",
+            P53_QUOTE,
+            'adds "P53"',
+        ),
+        (
+            "The omission of radiation therapy was possible in select patients without compromising oncologic "
+            "outcomes based on a noninferiority study design.",
+            FERTILITY_QUOTE,
+            'adds "oncologic"',
+        ),
+        (
+            "Single-targeted antibodies are available, including anti-TROP2 antibodies, bi-specific antibodies "
+            "(BsAbs), and antibody-drug conjugates (ADCs).",
+            ANTIBODY_QUOTE,
+            'adds "TROP2"',
+        ),
+        (
+            "FOLFOX is not recommended for stage III colon cancer.",
+            "FOLFOX is recommended for stage III colon cancer",
+            "negates",
+        ),
+        ("FOLFIRI is preferred in 40% of patients.", "FOLFIRI is preferred for most patients", 'adds "40"'),
+        (
+            "Bevacizumab improves survival in metastatic disease.",
+            "Capecitabine improves survival in metastatic disease",
+            'adds "Bevacizumab"',
+        ),
+        (
+            "Patients should rest, walk and sleep and eat well daily.",
+            "Patients should rest",
+            "content words are not in",
+        ),
+    ],
+)
+def test_a_statement_that_says_more_than_its_quote_is_caught(statement: str, quote: str, why: str) -> None:
+    b = beyond_quote(statement, quote, quote, common_words())
+    assert not b.within() and why in b.why(), b
+
+
+@pytest.mark.parametrize(
+    ("statement", "quote"),
+    [
+        (
+            "The failure of routine intraoperative frozen-section examination of sentinel lymph nodes in breast "
+            "cancer is largely the failure to detect micrometastatic disease.",
+            FROZEN_QUOTE,
+        ),  # acronyms spelled out
+        ("Tumours shrank in oesophageal cancer.", "Tumors shrank in esophageal cancer"),  # British and American
+        ("pCR was the same in both arms.", "pathological complete response was the same in both arms"),
+        ("No significant differences in local failure were seen.", "No significant differences in local failure"),
+        ("FOLFIRI is preferred for patients treated with irinotecan.", "when irinotecan is used, FOLFIRI is preferred"),
+    ],
+)
+def test_a_statement_that_restates_its_quote_passes(statement: str, quote: str) -> None:
+    b = beyond_quote(statement, quote, quote, common_words())
+    assert b.within(), (b, b.why())
+
+
+def test_a_verbatim_statement_is_always_within_its_quote() -> None:
+    for quote in (P53_QUOTE, FERTILITY_QUOTE, ANTIBODY_QUOTE, FROZEN_QUOTE, LOCAL, SYSTEMIC):
+        b = beyond_quote(quote, quote, quote, common_words())
+        assert b.within() and b.missing == 0 and not b.why()
+
+
+def test_the_context_around_a_quote_counts_but_negation_is_read_in_the_quote() -> None:
+    context = "In stage III colon cancer, adjuvant FOLFOX is recommended. It is not given to frail patients."
+    b = beyond_quote(
+        "Adjuvant FOLFOX is recommended in stage III colon cancer.", context, "FOLFOX is recommended", common_words()
+    )
+    assert b.within(), b
+    b = beyond_quote("FOLFOX is not recommended.", context, "FOLFOX is recommended", common_words())
+    assert b.negation and not b.within()
 
 
 # --------------------------------------------------------------------------- in answers
@@ -126,7 +227,7 @@ def _ask(index, points: list[dict[str, object]], **answer: object):  # type: ign
 def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no-untyped-def]
     # Which local number each guideline got depends on retrieval: cite both ways round and look at the result.
     points = [
-        {"text": "SBRT treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1]},
+        {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1]},
         {"text": "FOLFOX treats metastatic disease.", "quote": "FOLFOX chemotherapy treats metastatic", "cite": [1]},
         {"text": "FOLFIRI is preferred.", "quote": "FOLFIRI is preferred for all patients", "cite": [2]},
         {"text": "Surgery helps.", "quote": "cancer", "cite": [2]},  # too short to ground anything
@@ -136,7 +237,10 @@ def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no
     answer, backend = _ask(index, points)
     g = answer.sections[0]
     shown = [st for grp in g.groups for st in grp.items]
-    assert [st.text for st in shown] == ["SBRT treats oligoprogressive lesions.", "FOLFOX treats metastatic disease."]
+    assert [st.text for st in shown] == [
+        "Stereotactic radiotherapy treats oligoprogressive lesions.",
+        "FOLFOX treats metastatic disease.",
+    ]
     refs = {r.n: r for r in answer.references}
     for st in shown:  # each kept statement cites the source whose words it quotes, whatever number it gave
         assert any(QuoteFinder([p.text for p in refs[n].passages]).find(st.quote) is not None for n in st.citations)
@@ -157,6 +261,27 @@ def test_mark_keeps_a_statement_whose_quote_is_missing_and_says_so(index) -> Non
     lead = answer.sections[0].groups[0].items[0]
     assert lead.text == f"FOLFIRI is preferred. {QUOTE_MARK}" and lead.quote == "" and lead.citations
     assert answer.stats["quotes_not_found"] >= 1
+
+
+def test_a_found_quote_that_does_not_carry_its_statement_drops_or_marks_it(index) -> None:  # type: ignore[no-untyped-def]
+    points = [
+        {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1, 2]},
+        {"text": "Capecitabine treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1, 2]},
+    ]
+    answer, _ = _ask(index, points)
+    shown = [st.text for grp in answer.sections[0].groups for st in grp.items]
+    assert shown == ["Stereotactic radiotherapy treats oligoprogressive lesions."]
+    assert (
+        answer.stats["beyond_quote_dropped"] == 1
+        and answer.stats["quotes_found"] + answer.stats.get("quotes_moved", 0) == 2
+    )
+    marked, _ = _ask(index, points, uncited="mark")
+    texts = [st.text for grp in marked.sections[0].groups for st in grp.items]
+    assert texts[1] == f"Capecitabine treats oligoprogressive colorectal cancer lesions. {BEYOND_MARK}"
+    assert marked.stats["beyond_quote_marked"] == 1
+    found_only, _ = _ask(index, points, quotes="found")
+    assert len([st for grp in found_only.sections[0].groups for st in grp.items]) == 2
+    assert "beyond_quote_dropped" not in found_only.stats
 
 
 def test_quotes_off_trusts_the_citations(index) -> None:  # type: ignore[no-untyped-def]

@@ -70,7 +70,8 @@ def test_a_quoted_statement_is_judged_against_its_quote_s_sentences_in_both(tmp_
             id="r1", kind="research", title="A trial", pmid="1", blocks=(Block("SBRT delayed a change of therapy."),)
         ),
     ]
-    settings = Settings.preset("test", answer=SETTINGS.answer.model_dump() | {"quotes": "check"})
+    # "found": quotes looked up, statements not read against them here ("SBRT" would say more than this quote).
+    settings = Settings.preset("test", answer=SETTINGS.answer.model_dump() | {"quotes": "found"})
     index = hashed_index(tmp_path / "ix", docs, settings, splitter)
     quote = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions"
     guideline = json.dumps(
