@@ -439,11 +439,12 @@ def _section(
         held = _numbered_notice(request, refs, stats, run.settings)
         finder = QuoteFinder([s.hit.chunk.text for s in request.sources])
         drafted = 0
+        seen: set[str] = set()
         failure: str | None
         try:
             for draft in run.generator.draft_section(request):
                 drafted += 1
-                st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder)
+                st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder, seen)
                 if st is None:
                     continue
                 for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
@@ -552,6 +553,7 @@ def _check(
     verify: _Verify | None = None,
     section: str = "",
     finder: QuoteFinder | None = None,
+    seen: set[str] | None = None,
 ) -> Statement | None:
     """Validate a drafted statement's citations and quote, verify it if asked, and number its references.
 
@@ -560,7 +562,9 @@ def _check(
     moves the citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks
     it with ``answer.uncited=mark``. With ``check``, a statement that says more than its quote's sentences
     (:func:`~pipeline.quotes.beyond_quote`) is dropped or marked the same way. Verification runs before
-    numbering, so a dropped statement never leaves an uncited reference behind.
+    numbering, so a dropped statement never leaves an uncited reference behind. With ``seen`` (the section's
+    statements and quotes so far, as :func:`~pipeline.quotes.quote_key` gives them), a statement that says or
+    quotes again what one before it did is dropped (``stats.repeats_dropped``).
     """
     parsed = parse_citations(draft.text, len(sources), extra=draft.cites)
     if not parsed.text:
@@ -610,6 +614,13 @@ def _check(
             verify.marked.append(record)
             stats.add(f"{relation}_marked")
             text = f"{text} {CONTRADICTED_MARK if relation == 'contradicted' else UNSUPPORTED_MARK}"
+    # A statement that repeats one already in the section, or gives its quote again (a marked one stays in view).
+    if seen is not None and text == parsed.text:
+        keys = {quote_key(parsed.text)} | ({quote_key(quote)} if quote else set())
+        if keys & seen:
+            stats.add("repeats_dropped")
+            return None
+        seen |= keys
     numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in valid))
     if not numbers:
         if settings.answer.uncited == "drop":

@@ -10,10 +10,12 @@ import pytest
 from pipeline import Settings
 from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask
 from pipeline.embed import common_words
-from pipeline.generate import LLMGenerator
+from pipeline.generate import LLMGenerator, section_schema
+from pipeline.generate.base import Source
+from pipeline.generate.llm import MAX_CHOICE_WORDS, quote_choices
 from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, too_short
 from pipeline.render import to_html, to_markdown
-from pipeline.types import Block, Document, from_dict, to_dict
+from pipeline.types import Block, Chunk, Document, Hit, from_dict, to_dict
 from tests.fakes import ScriptedBackend, hashed_index
 
 LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
@@ -280,8 +282,8 @@ def test_a_found_quote_that_does_not_carry_its_statement_drops_or_marks_it(index
     assert texts[1] == f"Capecitabine treats oligoprogressive colorectal cancer lesions. {BEYOND_MARK}"
     assert marked.stats["beyond_quote_marked"] == 1
     found_only, _ = _ask(index, points, quotes="found")
-    assert len([st for grp in found_only.sections[0].groups for st in grp.items]) == 2
-    assert "beyond_quote_dropped" not in found_only.stats
+    # Not read against its quote, the second statement passes that check, and is then a repeat of the first's quote.
+    assert "beyond_quote_dropped" not in found_only.stats and found_only.stats["repeats_dropped"] == 1
 
 
 def test_quotes_off_trusts_the_citations(index) -> None:  # type: ignore[no-untyped-def]
@@ -304,3 +306,68 @@ def test_extractive_statements_are_their_own_quotes_and_every_face_shows_them(in
     assert f'"{items[0].quote}"' in md.split("## References", 1)[1], "Markdown lists the quoted words"
     page = to_html(answer)
     assert "<mark>" in page, "the revealed passage marks the quoted words"
+
+
+# --------------------------------------------------------------------------- quotes chosen from the sources' sentences
+
+
+def _source(n: int, text: str, title: str = "A guideline") -> Source:
+    doc = Document(id=f"d{n}", kind="guideline", title=title, blocks=(Block(text),))
+    chunk = Chunk(id=f"d{n}:0", doc_id=doc.id, kind="guideline", text=text)
+    return Source(n, Hit(rank=n, score=1.0, chunk=chunk, document=doc))
+
+
+def test_quote_choices_are_the_sources_sentences_each_once() -> None:
+    long = "Word " + " ".join(f"w{i}" for i in range(54)) + "."
+    sources = [
+        _source(1, f"A guideline. FOLFOX is the standard of care. Too short here. {long}"),
+        _source(
+            2, "FOLFOX is the standard of care. Capecitabine may replace infusional fluorouracil in most patients."
+        ),
+    ]
+    choices = quote_choices(sources)
+    assert choices == [
+        "FOLFOX is the standard of care.",
+        " ".join(long.split()[:MAX_CHOICE_WORDS]),  # a long sentence: its first 40 words, still a span of it
+        "Capecitabine may replace infusional fluorouracil in most patients.",
+    ], "the title, short pieces and a repeat are not offered"
+    finder = QuoteFinder([s.hit.chunk.text for s in sources])
+    assert all(finder.find(c, [0, 1]) is not None for c in choices), "every choice is found where it came from"
+
+
+def test_the_schema_offers_only_the_choices_and_asks_for_the_quote_first() -> None:
+    free = section_schema("guideline", 2)
+    point = free["properties"]["lead"]["items"]
+    assert list(point["properties"]) == ["quote", "text", "cite"] and "enum" not in point["properties"]["quote"]
+    chosen = section_schema("guideline", 2, ["FOLFOX is the standard of care."])
+    for point in (
+        chosen["properties"]["lead"]["items"],
+        chosen["properties"]["groups"]["items"]["properties"]["points"]["items"],
+    ):
+        assert point["properties"]["quote"]["enum"] == ["FOLFOX is the standard of care."]
+        assert point["required"][0] == "quote"
+
+
+def test_the_llm_generator_sends_the_choices_unless_quotes_are_free(index) -> None:  # type: ignore[no-untyped-def]
+    for mode, offered in (("sentences", True), ("free", False)):
+        backend = ScriptedBackend([json.dumps({"lead": [], "groups": []}), json.dumps({"groups": []})])
+        ask(Q, index, generator=LLMGenerator(backend, name="s", quotes=mode), settings=_settings())  # type: ignore[arg-type]
+        point = backend.calls[0][1]["properties"]["lead"]["items"]  # type: ignore[index]
+        enum = point["properties"]["quote"].get("enum")
+        assert (enum is not None) == offered
+        if offered:
+            assert "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions." in enum
+
+
+def test_a_statement_said_or_quoted_twice_in_a_section_is_shown_once(index) -> None:  # type: ignore[no-untyped-def]
+    points = [
+        {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1, 2]},
+        {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1, 2]},
+        {"text": "Radiotherapy treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1, 2]},
+    ]
+    answer, _ = _ask(index, points)
+    shown = [st.text for grp in answer.sections[0].groups for st in grp.items]
+    assert shown == ["Stereotactic radiotherapy treats oligoprogressive lesions."]
+    assert answer.stats["repeats_dropped"] == 2
+    cited = {n for sec in answer.sections for grp in sec.groups for st in grp.items for n in st.citations}
+    assert cited == set(range(1, len(answer.references) + 1)), "no reference is left behind by a repeat"

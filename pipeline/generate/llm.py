@@ -15,32 +15,62 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
 from pipeline.prompts import Prompt, load_prompt
+from pipeline.quotes import quote_key, too_short
+from pipeline.text import sentences
 from pipeline.types import SECTION_TITLES, Kind
 
 log = logging.getLogger(__name__)
 
+# How a statement's quote is given: chosen from the sources' sentences by the reply's schema, or written freely
+# (and then looked up; a small model rewords most of them).
+QuoteChoice = Literal["sentences", "free"]
 
-def _point_schema(allowed: list[int]) -> dict[str, Any]:
-    """A statement, the exact words of its source that it restates (``quote``), and the sources it cites."""
+
+MAX_CHOICE_WORDS = 40  # a quote offered to the model is a sentence, or its first 40 words (the prompt's limit)
+
+
+def quote_choices(sources: Sequence[Source]) -> list[str]:
+    """The quotes a statement may give: each source's sentences (at least
+    :data:`~pipeline.quotes.MIN_QUOTE_WORDS` words, a longer one cut to its first :data:`MAX_CHOICE_WORDS`), in
+    source order, each once, never a source's title (a title is no finding).
+
+    Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
+    structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
+    """
+    titles = {quote_key(s.hit.document.title) for s in sources}
+    out: dict[str, None] = {}
+    for s in sources:
+        for sentence in sentences(s.hit.chunk.text):
+            words = sentence.split()
+            if too_short(sentence) or quote_key(sentence) in titles:
+                continue
+            out.setdefault(" ".join(words[:MAX_CHOICE_WORDS]))
+    return list(out)
+
+
+def _point_schema(allowed: list[int], quotes: Sequence[str] = ()) -> dict[str, Any]:
+    """A statement: the exact words of its source that it restates (``quote``, one of ``quotes`` when given),
+    the statement, and the sources it cites. The quote comes first, so a model picks its evidence, then says it."""
     return {
         "type": "object",
         "properties": {
+            "quote": {"type": "string", "enum": list(quotes)} if quotes else {"type": "string"},
             "text": {"type": "string"},
-            "quote": {"type": "string"},
             "cite": {"type": "array", "items": {"type": "integer", "enum": allowed}, "minItems": 1, "maxItems": 3},
         },
-        "required": ["text", "quote", "cite"],
+        "required": ["quote", "text", "cite"],
     }
 
 
-def section_schema(kind: Kind, n_sources: int) -> dict[str, Any]:
-    """JSON schema of a section: citations may only be the numbers 1..n_sources."""
-    point = _point_schema(list(range(1, n_sources + 1)))
+def section_schema(kind: Kind, n_sources: int, quotes: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON schema of a section: citations may only be the numbers 1..n_sources, and quotes only ``quotes``
+    (:func:`quote_choices`) when given."""
+    point = _point_schema(list(range(1, n_sources + 1)), quotes)
     group = {
         "type": "object",
         "properties": {
@@ -131,12 +161,19 @@ def _point(obj: str, heading: str | None) -> DraftItem | None:
 
 
 class LLMGenerator:
-    """Writes sections with a chat model behind :class:`ChatBackend`, held to :func:`section_schema`."""
+    """Writes sections with a chat model behind :class:`ChatBackend`, held to :func:`section_schema`.
 
-    def __init__(self, backend: ChatBackend, *, name: str, max_tokens: int = 450) -> None:
+    With ``quotes="sentences"`` (the default) each statement's quote is one of :func:`quote_choices`, held there by
+    the schema; with ``"free"`` the model writes it and the pipeline looks it up.
+    """
+
+    def __init__(
+        self, backend: ChatBackend, *, name: str, max_tokens: int = 450, quotes: QuoteChoice = "sentences"
+    ) -> None:
         self.backend = backend
         self.name = name
         self.max_tokens = max_tokens
+        self.quotes = quotes
         self.section_prompt: Prompt = load_prompt("section")
         self.follow_prompt: Prompt = load_prompt("follow_ups")
         self.audience_prompt: Prompt = load_prompt("audience")
@@ -171,7 +208,8 @@ class LLMGenerator:
         ``ReplyError("unusable")``: the section then says generation failed, never that no source addresses the
         question.
         """
-        schema = section_schema(request.kind, len(request.sources))
+        choices = quote_choices(request.sources) if self.quotes == "sentences" else []
+        schema = section_schema(request.kind, len(request.sources), choices)
         messages = self.messages(request)
         max_tokens = self.max_tokens
         for attempt in (1, 2):

@@ -27,7 +27,7 @@ def _llama(settings: Settings, index: Index | None) -> Generator:
     backend = LlamaBackend(
         str(path), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch, seed=s.seed, temperature=s.temperature
     )
-    return LLMGenerator(backend, name="llama", max_tokens=s.max_tokens)
+    return LLMGenerator(backend, name="llama", max_tokens=s.max_tokens, quotes=settings.answer.quote_from)
 
 
 def _openai(settings: Settings, index: Index | None) -> Generator:
@@ -40,7 +40,7 @@ def _openai(settings: Settings, index: Index | None) -> Generator:
         temperature=o.temperature,
         structured=o.structured,
     )
-    return LLMGenerator(backend, name="openai", max_tokens=o.max_tokens)
+    return LLMGenerator(backend, name="openai", max_tokens=o.max_tokens, quotes=settings.answer.quote_from)
 
 
 GENERATORS: dict[str, Callable[[Settings, Index | None], Generator]] = {
