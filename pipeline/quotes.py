@@ -144,6 +144,14 @@ _SPELLING = (
 
 
 # Endings taken off (and what is put back) before a word is looked up in the general vocabulary.
+# Words that say who says something ("The guideline states that ...", "The study found ..."): a report of its
+# source, not a claim beyond it. "recommends" is not among them: a quote that lists an option recommends nothing.
+_ATTRIBUTION = frozenset(
+    "guideline guidelines study studies trial trials author authors researcher researchers investigator "
+    "investigators review analysis paper article summary source sources state states stated find finds found "
+    "show shows showed shown report reports reported note notes noted say says said according".split()
+)
+
 _INFLECTIONS = (("s", ""), ("es", ""), ("ies", "y"), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
 
 
@@ -221,7 +229,8 @@ def _is_term(token: str, common: Collection[str]) -> bool:
     if any(c.isdigit() for c in token) or _acronym(token) is not None:
         return True
     w = token.lower()
-    forms = {w} | {w[: -len(end)] + add for end, add in _INFLECTIONS if w.endswith(end) and len(w) > len(end) + 2}
+    forms = {w, f"{w}s", f"{w}es"}  # the vocabulary may hold only the plural ("guidelines", not "guideline")
+    forms |= {w[: -len(end)] + add for end, add in _INFLECTIONS if w.endswith(end) and len(w) > len(end) + 2}
     return forms.isdisjoint(common)
 
 
@@ -245,7 +254,7 @@ def beyond_quote(statement: str, context: str, quote: str, common: Collection[st
     new: list[str] = []
     terms: list[str] = []
     for i, t in enumerate(said):
-        if t.lower() in STOP_WORDS or (len(t) < 2 and not t.isdigit()):
+        if t.lower() in STOP_WORDS or t.lower() in _ATTRIBUTION or (len(t) < 2 and not t.isdigit()):
             continue
         words += 1
         if _key(t) in held or i in spelled or ((a := _acronym(t)) is not None and a in source_initials):

@@ -149,6 +149,11 @@ def test_a_statement_that_says_more_than_its_quote_is_caught(statement: str, quo
         ("pCR was the same in both arms.", "pathological complete response was the same in both arms"),
         ("No significant differences in local failure were seen.", "No significant differences in local failure"),
         ("FOLFIRI is preferred for patients treated with irinotecan.", "when irinotecan is used, FOLFIRI is preferred"),
+        (  # who says it is no claim beyond the quote; "guideline" is in the vocabulary only as "guidelines"
+            "The guideline states that axillary node status remains the most important predictor of outcome.",
+            "Axillary node status remains the most important predictor of outcome in patients with breast cancer.",
+        ),
+        ("The study found no difference in local failure.", "No difference in local failure"),
     ],
 )
 def test_a_statement_that_restates_its_quote_passes(statement: str, quote: str) -> None:
