@@ -50,3 +50,25 @@ def test_llm_judge_separates_support_and_reuses_the_passage_prefix() -> None:
     # Same judgement either way; logits differ slightly with how tokens are batched through the model.
     assert again[0] > judge.threshold > max(again[1], again[2])
     assert abs(again - scores).max() < 0.3
+
+
+def test_llama_quotes_a_sentence_with_quote_marks_from_its_grammar() -> None:
+    """A source sentence with '"' once made llama-cpp-python write a grammar that does not parse, and the process
+    died mid-run (the validity run, issue 15)."""
+    from pipeline.generate.base import SectionRequest, Source
+    from pipeline.quotes import QuoteFinder
+    from pipeline.types import Block, Chunk, Document, Hit
+
+    text = (
+        'TBC1D16 expression in ovarian cancer was categorized as "high expression," compared with normal ovarian '
+        "tissues (P < 0.05). High TBC1D16 expression was related to advanced pT stages."
+    )
+    doc = Document(id="r1", kind="research", title="TBC1D16 in ovarian cancer", blocks=(Block(text),))
+    hit = Hit(rank=1, score=1.0, chunk=Chunk(id="r1:0", doc_id="r1", kind="research", text=text), document=doc)
+    settings = Settings.preset("default", llama={"max_tokens": 200})
+    gen = make_generator("llama", settings)
+    request = SectionRequest("Is TBC1D16 expressed in ovarian cancer?", "research", (Source(1, hit),))
+    items = list(gen.draft_section(request))  # type: ignore[attr-defined]
+    assert items, "the grammar parsed and the model wrote at least one point"
+    finder = QuoteFinder([text])
+    assert all(it.quote and finder.find(it.quote, [0]) is not None for it in items), [it.quote for it in items]

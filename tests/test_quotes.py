@@ -340,6 +340,14 @@ def test_quote_choices_are_the_sources_sentences_each_once() -> None:
     assert all(finder.find(c, [0, 1]) is not None for c in choices), "every choice is found where it came from"
 
 
+def test_quote_choices_carry_no_character_that_breaks_llama_cpp_python_s_grammar() -> None:
+    quoted = 'TBC1D16 expression was categorized as "high expression" in most tumours.'
+    sources = [_source(1, f"{quoted} A path C:\\data\\x was used by the authors here.")]
+    choices = quote_choices(sources)
+    assert choices == ["TBC1D16 expression was categorized as \u201dhigh expression\u201d in most tumours."]
+    assert QuoteFinder([sources[0].hit.chunk.text]).find(choices[0], [0]) is not None, "and it is still found"
+
+
 def test_the_schema_offers_only_the_choices_and_asks_for_the_quote_first() -> None:
     free = section_schema("guideline", 2)
     point = free["properties"]["lead"]["items"]

@@ -37,7 +37,8 @@ MAX_CHOICE_WORDS = 40  # a quote offered to the model is a sentence, or its firs
 def quote_choices(sources: Sequence[Source]) -> list[str]:
     """The quotes a statement may give: each source's sentences (at least
     :data:`~pipeline.quotes.MIN_QUOTE_WORDS` words, a longer one cut to its first :data:`MAX_CHOICE_WORDS`), in
-    source order, each once, never a source's title (a title is no finding).
+    source order, each once, never a source's title (a title is no finding), with straight double quotes as
+    curly ones (see below).
 
     Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
     structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
@@ -47,9 +48,12 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
     for s in sources:
         for sentence in sentences(s.hit.chunk.text):
             words = sentence.split()
-            if too_short(sentence) or quote_key(sentence) in titles:
+            if too_short(sentence) or quote_key(sentence) in titles or "\\" in sentence:
                 continue
-            out.setdefault(" ".join(words[:MAX_CHOICE_WORDS]))
+            # llama-cpp-python 0.3.36 writes a '"' inside an enum value into its grammar as '\\"', which ends the
+            # literal: the grammar does not parse and the process dies. A closing curly quote reads the same to
+            # the quote finder (pipeline.quotes.normalise unifies quote marks); a backslash is left out above.
+            out.setdefault(" ".join(words[:MAX_CHOICE_WORDS]).replace('"', "\u201d"))
     return list(out)
 
 
