@@ -18,13 +18,11 @@ TIMED   := MEDCITE_TIMES=$(TIMES) scripts/timed.sh
 LLAMA_VERSION := 0.3.36
 LLAMA_WHEELS  ?= $(HOME)/.cache/medcite/wheels
 LLAMA_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON")
-# Only the libraries medcite loads are compiled: libllama and the ggml libraries it links. llama-cpp-python's own
-# CMakeLists forces llama.cpp's "common" library on (chat parsers, argument parsing: never loaded by the Python
-# package) and builds the multimodal libmtmd (loaded only by its vision chat handlers): build.targets=llama and
-# LLAVA_BUILD=OFF leave both out.
+# The multimodal libmtmd is loaded only by llama-cpp-python's vision chat handlers: LLAVA_BUILD=OFF leaves it out.
+# (llama.cpp's "common" library is never loaded either, but llama-cpp-python's CMakeLists forces it on and installs
+# it: building only the llama target fails at install, "cannot find libllama-common.so".)
 LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(LLAMA_AVX512) \
                  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
-LLAMA_TARGETS := -C build.targets=llama
 
 .PHONY: demo test install lint bench eval-retrieval clean
 
@@ -38,7 +36,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
 	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 11 minutes on 2 cores)"; \
 	  $(TIMED) "build llama-cpp-python wheel" env CMAKE_ARGS="$(LLAMA_CMAKE)" \
-	    $(BIN)/pip wheel -q --no-deps --no-cache-dir $(LLAMA_TARGETS) -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	    $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
 	$(TIMED) "install medcite and deps" $(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench,ray]'
 	touch $(STAMP)
 
