@@ -33,7 +33,7 @@ from pipeline.generate import (
 )
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
-from pipeline.quotes import QuoteFinder, beyond_quote, quote_key, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, quote_key, title_keys, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -573,7 +573,7 @@ def _check(
     text = parsed.text
     valid, quote = parsed.valid, ""
     if draft.quote is not None and finder is not None and settings.answer.quotes != "off":
-        titles = [quote_key(s.hit.document.title) for s in sources]
+        titles = title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources])
         valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats, titles)
         if not quote:
             if settings.answer.uncited == "drop":

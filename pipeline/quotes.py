@@ -57,6 +57,16 @@ def quote_key(quote: str) -> str:
     return _EDGE.sub("", normalise(quote))
 
 
+def title_keys(sources: Sequence[tuple[str, str]]) -> list[str]:
+    """The :func:`quote_key` of each source's title that a quote may not be, from ``(title, passage text)`` pairs.
+
+    A paper's title is no finding ("Updated efficacy and toxicity analysis of IROX ..."). But a record with no
+    title of its own is named by its first sentence (BioASQ snippets: "Carcinoma en cuirasse is a form of cutaneous
+    metastasis"), and that sentence is its passage's words: a title its own passage holds is left out.
+    """
+    return [key for title, text in sources if (key := quote_key(title)) and key not in normalise(text)]
+
+
 def too_short(quote: str, statement: str = "") -> bool:
     """Whether ``quote`` is too short to ground ``statement`` (fewer than :data:`MIN_QUOTE_WORDS` words, unless the
     statement itself is that short)."""

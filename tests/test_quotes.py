@@ -13,7 +13,7 @@ from pipeline.embed import common_words
 from pipeline.generate import LLMGenerator, section_schema
 from pipeline.generate.base import Source
 from pipeline.generate.llm import MAX_CHOICE_WORDS, quote_choices
-from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, title_keys, too_short
 from pipeline.render import to_html, to_markdown
 from pipeline.types import Block, Chunk, Document, Hit, from_dict, to_dict
 from tests.fakes import ScriptedBackend, hashed_index
@@ -338,6 +338,14 @@ def test_quote_choices_are_the_sources_sentences_each_once() -> None:
     ], "the title, short pieces and a repeat are not offered"
     finder = QuoteFinder([s.hit.chunk.text for s in sources])
     assert all(finder.find(c, [0, 1]) is not None for c in choices), "every choice is found where it came from"
+
+
+def test_a_record_named_by_its_own_first_sentence_can_be_quoted() -> None:
+    own = "Carcinoma en cuirasse is a form of cutaneous metastasis"  # a BioASQ snippet with no title of its own
+    assert title_keys([(own, own), ("Updated analysis of IROX", "IROX was well tolerated in most patients.")]) == [
+        "updated analysis of irox"
+    ]
+    assert quote_choices([_source(1, own + ".", title=own)]) == [own + "."]
 
 
 def test_quote_choices_carry_no_character_that_breaks_llama_cpp_python_s_grammar() -> None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
 from pipeline.prompts import Prompt, load_prompt
-from pipeline.quotes import quote_key, too_short
+from pipeline.quotes import quote_key, title_keys, too_short
 from pipeline.text import sentences
 from pipeline.types import SECTION_TITLES, Kind
 
@@ -43,7 +43,7 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
     Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
     structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
     """
-    titles = {quote_key(s.hit.document.title) for s in sources}
+    titles = set(title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources]))
     out: dict[str, None] = {}
     for s in sources:
         for sentence in sentences(s.hit.chunk.text):
