@@ -62,9 +62,11 @@ def title_keys(sources: Sequence[tuple[str, str]]) -> list[str]:
 
     A paper's title is no finding ("Updated efficacy and toxicity analysis of IROX ..."). But a record with no
     title of its own is named by its first sentence (BioASQ snippets: "Carcinoma en cuirasse is a form of cutaneous
-    metastasis"), and that sentence is its passage's words: a title its own passage holds is left out.
+    metastasis"), and that sentence is its passage's words: a title that a passage under it holds (any of the
+    pairs with that title: one document's passages) is left out.
     """
-    return [key for title, text in sources if (key := quote_key(title)) and key not in normalise(text)]
+    held = {quote_key(title) for title, text in sources if quote_key(title) in normalise(text)}
+    return list(dict.fromkeys(key for title, _ in sources if (key := quote_key(title)) and key not in held))
 
 
 def too_short(quote: str, statement: str = "") -> bool:

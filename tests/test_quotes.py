@@ -346,6 +346,8 @@ def test_a_record_named_by_its_own_first_sentence_can_be_quoted() -> None:
         "updated analysis of irox"
     ]
     assert quote_choices([_source(1, own + ".", title=own)]) == [own + "."]
+    # Two passages of one such record: the one that does not begin with the sentence does not make it a title.
+    assert title_keys([(own, own), (own, "Skin biopsy confirmed the diagnosis in all cases.")]) == []
 
 
 def test_quote_choices_carry_no_character_that_breaks_llama_cpp_python_s_grammar() -> None:
