@@ -14,13 +14,14 @@ TIMED   := MEDCITE_TIMES=$(TIMES) scripts/timed.sh
 
 # llama-cpp-python builds from source. A -march=native build uses AMX tiles on CPUs that have them, and on
 # this workplace's Sapphire Rapids machines that build crashes (SIGSEGV) on any multi-token prompt. So it is
-# built once with explicit instruction sets, AMX off, into a per-machine wheel cache (~10 min on 2 cores).
+# built once with explicit instruction sets, AMX off, into a per-machine wheel cache.
 LLAMA_VERSION := 0.3.36
 LLAMA_WHEELS  ?= $(HOME)/.cache/medcite/wheels
 LLAMA_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON")
-# The multimodal libmtmd is loaded only by llama-cpp-python's vision chat handlers: LLAVA_BUILD=OFF leaves it out.
-# (llama.cpp's "common" library is never loaded either, but llama-cpp-python's CMakeLists forces it on and installs
-# it: building only the llama target fails at install, "cannot find libllama-common.so".)
+# Only the libraries medcite loads are compiled: libllama and ggml. The multimodal libmtmd is loaded only by
+# llama-cpp-python's vision chat handlers (LLAVA_BUILD=OFF); llama.cpp's "common" library is never loaded, but
+# llama-cpp-python's CMakeLists forces it on, so scripts/build_llama_wheel.sh turns it off in the checked sdist.
+LLAMA_SDIST_SHA256 := 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(LLAMA_AVX512) \
                  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
 
@@ -34,9 +35,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(TIMED) "install torch (CPU)" $(BIN)/pip install -q torch==2.13.0
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 11 minutes on 2 cores)"; \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once (1-4 minutes on 2 cores)"; \
 	  $(TIMED) "build llama-cpp-python wheel" env CMAKE_ARGS="$(LLAMA_CMAKE)" \
-	    $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	    scripts/build_llama_wheel.sh $(LLAMA_VERSION) $(LLAMA_SDIST_SHA256) $(LLAMA_WHEELS) $(BIN)/pip; }
 	$(TIMED) "install medcite and deps" $(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench,ray]'
 	touch $(STAMP)
 
