@@ -31,9 +31,10 @@ from pipeline.generate import (
     Source,
     make_generator,
 )
+from pipeline.generate.extractive import answerable_sentence
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
-from pipeline.quotes import QuoteFinder, beyond_quote, quote_key, title_keys, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, quote_context, quote_key, title_keys, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -561,7 +562,8 @@ def _check(
     citations only when the quote is in a passage it cites; a quote found in another of the section's passages
     moves the citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks
     it with ``answer.uncited=mark``. With ``check``, a statement that says more than its quote's sentences
-    (:func:`~pipeline.quotes.beyond_quote`) is dropped or marked the same way. Verification runs before
+    (:func:`~pipeline.quotes.beyond_quote`) gives way to the sentence its quote is in (``answer.overreach=quote``,
+    when that sentence can stand as an answer), or is dropped or marked the same way. Verification runs before
     numbering, so a dropped statement never leaves an uncited reference behind. With ``seen`` (the section's
     statements and quotes so far, as :func:`~pipeline.quotes.quote_key` gives them), a statement that says or
     quotes again what one before it did is dropped (``stats.repeats_dropped``).
@@ -570,7 +572,7 @@ def _check(
     if not parsed.text:
         return None
     stats.add("out_of_range_citations", len(parsed.invalid))
-    text = parsed.text
+    said = text = parsed.text  # said: the statement's words, as judged; text: as shown, with any mark
     valid, quote = parsed.valid, ""
     if draft.quote is not None and finder is not None and settings.answer.quotes != "off":
         titles = title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources])
@@ -587,22 +589,29 @@ def _check(
             log.info(
                 "statement says more than its quote (%s): %s", beyond.why(settings.answer.max_unquoted), parsed.text
             )
-            if settings.answer.uncited == "drop":
+            restated = None
+            if settings.answer.overreach == "quote":
+                restated = quoted_sentence(quote, [sources[n - 1].hit for n in valid])
+            if restated is not None:  # what the source says, in its own words
+                stats.add("beyond_quote_restated")
+                said = text = restated
+            elif settings.answer.uncited == "drop":
                 stats.add("beyond_quote_dropped")
                 return None
-            stats.add("beyond_quote_marked")
-            text = f"{text} {BEYOND_MARK}"
+            else:
+                stats.add("beyond_quote_marked")
+                text = f"{text} {BEYOND_MARK}"
     if valid and verify is not None:
         hits = [sources[n - 1].hit for n in valid]
         passage = quoted if quoted is not None else "\n\n".join(cited_texts(hits))
-        score = float(verify.judge.score([(parsed.text, passage)])[0])
+        score = float(verify.judge.score([(said, passage)])[0])
         verify.checked += 1
         if score < verify.judge.threshold:
-            rel = relations_of(verify.judge, [(parsed.text, passage)])
+            rel = relations_of(verify.judge, [(said, passage)])
             relation = "contradicted" if rel is not None and is_contradicted(rel)[0] else "unsupported"
             record = {
                 "section": section,
-                "text": parsed.text,
+                "text": said,
                 "score": round(score, 4),
                 "relation": relation,
                 "chunk_ids": [sources[n - 1].hit.chunk.id for n in valid],
@@ -615,8 +624,8 @@ def _check(
             stats.add(f"{relation}_marked")
             text = f"{text} {CONTRADICTED_MARK if relation == 'contradicted' else UNSUPPORTED_MARK}"
     # A statement that repeats one already in the section, or gives its quote again (a marked one stays in view).
-    if seen is not None and text == parsed.text:
-        keys = {quote_key(parsed.text)} | ({quote_key(quote)} if quote else set())
+    if seen is not None and text == said:
+        keys = {quote_key(said)} | ({quote_key(quote)} if quote else set())
         if keys & seen:
             stats.add("repeats_dropped")
             return None
@@ -628,10 +637,21 @@ def _check(
             return None
         stats.add("uncited_marked")
         stats.add("statements")
-        return Statement(f"{parsed.text} {UNCITED_MARK}")
+        return Statement(f"{said} {UNCITED_MARK}")
     stats.add("statements")
     chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in valid))
     return Statement(text, numbers, chunk_ids, quote)
+
+
+def quoted_sentence(quote: str, hits: Sequence[Hit]) -> str | None:
+    """The whole sentence(s) of the first of ``hits`` that holds ``quote``, as an answer may state them
+    (:func:`~pipeline.generate.extractive.answerable_sentence`), or None: a statement that says more than its quote
+    gives way to what its source says."""
+    for h in hits:
+        context = quote_context(h.chunk.text, quote)
+        if context is not None:
+            return answerable_sentence(context, complete=h.document.kind == "research")
+    return None
 
 
 def _ground(

@@ -152,6 +152,9 @@ class AnswerSettings(_Group):
     quotes: Literal["check", "found", "off"] = "check"
     # The share of a statement's content words its quote's sentences may lack (a new term or negation never passes).
     max_unquoted: float = Field(default=0.5, ge=0, le=1)
+    # A statement that says more than its quote: "quote" states the sentence its quote is in instead (when that
+    # sentence can stand as an answer, else it goes as "uncited" says); "uncited": dropped or marked as answer.uncited.
+    overreach: Literal["quote", "uncited"] = "quote"
     # How an LLM generator gives a statement's quote: "sentences" offers the sources' sentences as the only values
     # its reply's schema allows (llama.cpp's grammar, a server's structured output), so quotes are copied exactly;
     # "free" lets the model write the quote (the bundled 1.5B model rewords most of them: dropped as not found).

@@ -270,22 +270,33 @@ def test_mark_keeps_a_statement_whose_quote_is_missing_and_says_so(index) -> Non
     assert answer.stats["quotes_not_found"] >= 1
 
 
+def test_a_found_quote_that_does_not_carry_its_statement_gives_way_to_its_sentence(index) -> None:  # type: ignore[no-untyped-def]
+    said = {"text": "Capecitabine treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1, 2]}
+    answer, _ = _ask(index, [said])
+    shown = [st for grp in answer.sections[0].groups for st in grp.items]
+    assert [st.text for st in shown] == [LOCAL], "what the source says, in its words, not the drug the model added"
+    assert shown[0].quote and shown[0].citations and answer.stats["beyond_quote_restated"] == 1
+    assert "beyond_quote_dropped" not in answer.stats
+
+
 def test_a_found_quote_that_does_not_carry_its_statement_drops_or_marks_it(index) -> None:  # type: ignore[no-untyped-def]
     points = [
         {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1, 2]},
         {"text": "Capecitabine treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1, 2]},
     ]
-    answer, _ = _ask(index, points)
+    answer, _ = _ask(index, points, overreach="uncited")
     shown = [st.text for grp in answer.sections[0].groups for st in grp.items]
     assert shown == ["Stereotactic radiotherapy treats oligoprogressive lesions."]
     assert (
         answer.stats["beyond_quote_dropped"] == 1
         and answer.stats["quotes_found"] + answer.stats.get("quotes_moved", 0) == 2
     )
-    marked, _ = _ask(index, points, uncited="mark")
+    marked, _ = _ask(index, points, uncited="mark", overreach="uncited")
     texts = [st.text for grp in marked.sections[0].groups for st in grp.items]
     assert texts[1] == f"Capecitabine treats oligoprogressive colorectal cancer lesions. {BEYOND_MARK}"
     assert marked.stats["beyond_quote_marked"] == 1
+    restated, _ = _ask(index, points)  # by default the second gives way to its quote's sentence: the first's again
+    assert restated.stats["beyond_quote_restated"] == 1 and restated.stats["repeats_dropped"] == 1
     found_only, _ = _ask(index, points, quotes="found")
     # Not read against its quote, the second statement passes that check, and is then a repeat of the first's quote.
     assert "beyond_quote_dropped" not in found_only.stats and found_only.stats["repeats_dropped"] == 1

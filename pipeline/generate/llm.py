@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
+from pipeline.generate.extractive import answerable_sentence
 from pipeline.prompts import Prompt, load_prompt
 from pipeline.quotes import quote_key, title_keys, too_short
 from pipeline.text import sentences
@@ -35,10 +36,11 @@ MAX_CHOICE_WORDS = 40  # a quote offered to the model is a sentence, or its firs
 
 
 def quote_choices(sources: Sequence[Source]) -> list[str]:
-    """The quotes a statement may give: each source's sentences (at least
-    :data:`~pipeline.quotes.MIN_QUOTE_WORDS` words, a longer one cut to its first :data:`MAX_CHOICE_WORDS`), in
-    source order, each once, never a source's title (a title is no finding), with straight double quotes as
-    curly ones (see below).
+    """The quotes a statement may give: each source's sentences that can stand as an answer
+    (:func:`~pipeline.generate.extractive.answerable_sentence`: no study aim or method, cross-reference, reference
+    entry or sentence that points back; a finding's "Results:" label cut off), a longer one cut to its first
+    :data:`MAX_CHOICE_WORDS` words, in source order, each once, never a source's title (a title is no finding),
+    with straight double quotes as curly ones (see below).
 
     Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
     structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
@@ -46,10 +48,12 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
     titles = set(title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources]))
     out: dict[str, None] = {}
     for s in sources:
+        complete = s.hit.document.kind == "research"  # an abstract's excerpt may stop mid-word
         for sentence in sentences(s.hit.chunk.text):
-            words = sentence.split()
-            if too_short(sentence) or quote_key(sentence) in titles or "\\" in sentence:
+            said = answerable_sentence(sentence, complete=complete)
+            if said is None or too_short(said) or quote_key(said) in titles or "\\" in said:
                 continue
+            words = said.split()
             # llama-cpp-python 0.3.36 writes a '"' inside an enum value into its grammar as '\\"', which ends the
             # literal: the grammar does not parse and the process dies. A closing curly quote reads the same to
             # the quote finder (pipeline.quotes.normalise unifies quote marks); a backslash is left out above.
