@@ -584,45 +584,17 @@ def _check(
             text = f"{text} {QUOTE_MARK}"
     quoted = quoted_evidence(quote, _by_document([sources[n - 1].hit for n in valid])) if quote and valid else None
     if quoted is not None and settings.answer.quotes == "check":
-        beyond = beyond_quote(parsed.text, quoted, quote, common_words())
-        if not beyond.within(settings.answer.max_unquoted):
-            log.info(
-                "statement says more than its quote (%s): %s", beyond.why(settings.answer.max_unquoted), parsed.text
-            )
-            restated = None
-            if settings.answer.overreach == "quote":
-                restated = quoted_sentence(quote, [sources[n - 1].hit for n in valid])
-            if restated is not None:  # what the source says, in its own words
-                stats.add("beyond_quote_restated")
-                said = text = restated
-            elif settings.answer.uncited == "drop":
-                stats.add("beyond_quote_dropped")
-                return None
-            else:
-                stats.add("beyond_quote_marked")
-                text = f"{text} {BEYOND_MARK}"
+        kept = _within_quote(said, text, quoted, quote, [sources[n - 1].hit for n in valid], settings, stats)
+        if kept is None:
+            return None
+        said, text = kept
     if valid and verify is not None:
         hits = [sources[n - 1].hit for n in valid]
         passage = quoted if quoted is not None else "\n\n".join(cited_texts(hits))
-        score = float(verify.judge.score([(said, passage)])[0])
-        verify.checked += 1
-        if score < verify.judge.threshold:
-            rel = relations_of(verify.judge, [(said, passage)])
-            relation = "contradicted" if rel is not None and is_contradicted(rel)[0] else "unsupported"
-            record = {
-                "section": section,
-                "text": said,
-                "score": round(score, 4),
-                "relation": relation,
-                "chunk_ids": [sources[n - 1].hit.chunk.id for n in valid],
-            }
-            if verify.action == "drop":
-                verify.removed.append(record)
-                stats.add(f"{relation}_dropped")
-                return None
-            verify.marked.append(record)
-            stats.add(f"{relation}_marked")
-            text = f"{text} {CONTRADICTED_MARK if relation == 'contradicted' else UNSUPPORTED_MARK}"
+        mark = _judged(said, passage, [h.chunk.id for h in hits], verify, section, stats)
+        if mark is None:
+            return None
+        text = f"{text} {mark}" if mark else text
     # A statement that repeats one already in the section, or gives its quote again (a marked one stays in view).
     if seen is not None and text == said:
         keys = {quote_key(said)} | ({quote_key(quote)} if quote else set())
@@ -641,6 +613,45 @@ def _check(
     stats.add("statements")
     chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in valid))
     return Statement(text, numbers, chunk_ids, quote)
+
+
+def _within_quote(
+    said: str, text: str, quoted: str, quote: str, hits: Sequence[Hit], settings: Settings, stats: _Stats
+) -> tuple[str, str] | None:
+    """``(said, text)`` as they stand once read against the quote's sentences ``quoted``
+    (:func:`~pipeline.quotes.beyond_quote`): unchanged, given way to the quote's sentence, marked, or None (dropped)."""
+    beyond = beyond_quote(said, quoted, quote, common_words())
+    if beyond.within(settings.answer.max_unquoted):
+        return said, text
+    log.info("statement says more than its quote (%s): %s", beyond.why(settings.answer.max_unquoted), said)
+    restated = quoted_sentence(quote, hits) if settings.answer.overreach == "quote" else None
+    if restated is not None:  # what the source says, in its own words
+        stats.add("beyond_quote_restated")
+        return restated, restated
+    if settings.answer.uncited == "drop":
+        stats.add("beyond_quote_dropped")
+        return None
+    stats.add("beyond_quote_marked")
+    return said, f"{text} {BEYOND_MARK}"
+
+
+def _judged(said: str, passage: str, chunk_ids: list[str], verify: _Verify, section: str, stats: _Stats) -> str | None:
+    """``ask --verify`` on one statement: "" when the judge finds it supported, the mark to add when it is marked,
+    None when it is dropped; recorded in ``verify`` and counted in ``stats``."""
+    score = float(verify.judge.score([(said, passage)])[0])
+    verify.checked += 1
+    if score >= verify.judge.threshold:
+        return ""
+    rel = relations_of(verify.judge, [(said, passage)])
+    relation = "contradicted" if rel is not None and is_contradicted(rel)[0] else "unsupported"
+    record = {"section": section, "text": said, "score": round(score, 4), "relation": relation, "chunk_ids": chunk_ids}
+    if verify.action == "drop":
+        verify.removed.append(record)
+        stats.add(f"{relation}_dropped")
+        return None
+    verify.marked.append(record)
+    stats.add(f"{relation}_marked")
+    return CONTRADICTED_MARK if relation == "contradicted" else UNSUPPORTED_MARK
 
 
 def quoted_sentence(quote: str, hits: Sequence[Hit]) -> str | None:
