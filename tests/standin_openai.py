@@ -29,7 +29,11 @@ SEEN: set[str] = set()  # (model, kind) pairs already answered, for "cut"
 LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions"
 GUIDELINE = {
     "lead": [
-        {"text": "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions.", "quote": LOCAL, "cite": [1]}
+        {
+            "text": "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions.",
+            "quote": LOCAL,
+            "cite": [1],
+        }
     ],
     "groups": [
         {

@@ -118,7 +118,9 @@ def test_other_structured_output_modes(server, index, mode: str, field: str | No
 def test_an_interrupted_reply_is_asked_for_again_once(server, index) -> None:  # type: ignore[no-untyped-def]
     url, log = server
     answer = _answer(url, index, "cut")  # each kind's first stream stops before its first statement
-    assert _texts(answer.sections[0])[0] == "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
+    assert (
+        _texts(answer.sections[0])[0] == "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
+    )
     assert not any(s.abstained for s in answer.sections) and "sections_failed" not in answer.stats
     assert len(log.read_text().splitlines()) == 6, "guideline, research and follow-ups, each asked twice"
 
