@@ -84,6 +84,18 @@ from pipeline.generate.extractive import answerable_sentence
             False,
             "In the MOSAIC trial (Andre T et al.), FOLFOX4 prolonged overall survival in stage III colon cancer.",
         ),
+        # a translated title in square brackets, as MEDLINE marks one (a llama answer stated it as a finding)
+        (
+            "[ Capecitabine and Oxaliplatin(CAPOX)plus Bevacizumab as Second-Line Chemotherapy for Metastatic "
+            "Colorectal Cancer].",
+            True,
+            None,
+        ),
+        (
+            "[Corrected] FOLFOX improved disease-free survival at five years in stage III disease.",
+            True,
+            "[Corrected] FOLFOX improved disease-free survival at five years in stage III disease.",
+        ),
     ],
 )
 def test_answerable_sentence(text: str, complete: bool, out: str | None) -> None:

@@ -49,6 +49,8 @@ _ANAPHORA = re.compile(
     r"|similarly|likewise|in the same way|on the other hand|in turn)\b",
     re.I,
 )
+# A title in square brackets: how MEDLINE marks a title translated into English; a title is no finding.
+_BRACKETED_TITLE = re.compile(r"^\[[^\]]*\][.\s]*$")
 # A whole sentence ends in terminal punctuation (perhaps before a closing quote or bracket); a snippet cut
 # mid-word ("...can be associated with severe t") does not.
 _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
@@ -56,14 +58,14 @@ _COMPLETE = re.compile(r"[.!?][\"')\]]*$")
 
 def answerable_sentence(text: str, *, complete: bool = False) -> str | None:
     """The sentence as an answer may quote it (a finding's label cut off, the rest verbatim), or None when it is
-    no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a sentence that
-    points back at an earlier one ("These findings ..."), a fragment, or
+    no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a bracketed
+    (translated) title, a sentence that points back at an earlier one ("These findings ..."), a fragment, or
     (``complete``: research snippets, whose excerpts can stop mid-word) a sentence without its final punctuation.
     Guideline list items often end without a full stop, so they are not held to it."""
     t = text.strip()
     if _STUDY_LABEL.match(t) or _NAVIGATION.match(t) or (complete and not _COMPLETE.search(t)):
         return None
-    if _BIBLIOGRAPHY.search(t) or _ANAPHORA.match(t):
+    if _BIBLIOGRAPHY.search(t) or _ANAPHORA.match(t) or _BRACKETED_TITLE.match(t):
         return None
     t = _FINDING_LABEL.sub("", t, count=1)
     return t if 6 <= len(t.split()) <= 80 else None
