@@ -34,7 +34,7 @@ from pipeline.generate import (
 from pipeline.generate.extractive import answerable_sentence
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
-from pipeline.quotes import QuoteFinder, beyond_quote, quote_context, quote_key, title_keys, too_short
+from pipeline.quotes import QuoteFinder, beyond_quote, is_title, quote_context, quote_key, title_keys, too_short
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -582,14 +582,14 @@ def _check(
                 stats.add("quotes_dropped")
                 return None
             text = f"{text} {QUOTE_MARK}"
-    quoted = quoted_evidence(quote, _by_document([sources[n - 1].hit for n in valid])) if quote and valid else None
+    hits = [sources[n - 1].hit for n in valid]
+    quoted = quoted_evidence(quote, _by_document(hits)) if quote and hits else None
     if quoted is not None and settings.answer.quotes == "check":
-        kept = _within_quote(said, text, quoted, quote, [sources[n - 1].hit for n in valid], settings, stats)
+        kept = _within_quote(said, text, quoted, quote, hits, settings, stats)
         if kept is None:
             return None
         said, text = kept
-    if valid and verify is not None:
-        hits = [sources[n - 1].hit for n in valid]
+    if hits and verify is not None:
         passage = quoted if quoted is not None else "\n\n".join(cited_texts(hits))
         mark = _judged(said, passage, [h.chunk.id for h in hits], verify, section, stats)
         if mark is None:
@@ -602,7 +602,7 @@ def _check(
             stats.add("repeats_dropped")
             return None
         seen |= keys
-    numbers = tuple(dict.fromkeys(refs.number(sources[n - 1].hit) for n in valid))
+    numbers = tuple(dict.fromkeys(refs.number(h) for h in hits))
     if not numbers:
         if settings.answer.uncited == "drop":
             stats.add("uncited_dropped")
@@ -611,7 +611,7 @@ def _check(
         stats.add("statements")
         return Statement(f"{said} {UNCITED_MARK}")
     stats.add("statements")
-    chunk_ids = tuple(dict.fromkeys(sources[n - 1].hit.chunk.id for n in valid))
+    chunk_ids = tuple(dict.fromkeys(h.chunk.id for h in hits))
     return Statement(text, numbers, chunk_ids, quote)
 
 
@@ -670,7 +670,7 @@ def _ground(
 ) -> tuple[tuple[int, ...], str]:
     """The citations a statement keeps and its quote as checked ("" when not found), counted in ``stats``.
 
-    A quote that is a source's title (``titles``, as :func:`~pipeline.quotes.quote_key` gives them) grounds
+    A quote that is a source's title (``titles``, as :func:`~pipeline.quotes.title_keys` gives them) grounds
     nothing: a paper's title is no finding ("Updated efficacy and toxicity analysis of IROX ..."), and it counts
     as ``quotes_of_titles``.
     """
@@ -678,8 +678,7 @@ def _ground(
     if not q or too_short(q, text):
         stats.add("quotes_not_found")
         return cited, ""
-    key = quote_key(q)
-    if any(t and (key == t or (key in t and len(key) > len(t) // 2)) for t in titles):
+    if is_title(q, titles):
         stats.add("quotes_of_titles")
         return cited, ""
     if finder.find(q, [n - 1 for n in cited]) is not None:

@@ -69,6 +69,12 @@ def title_keys(sources: Sequence[tuple[str, str]]) -> list[str]:
     return list(dict.fromkeys(key for title, _ in sources if (key := quote_key(title)) and key not in held))
 
 
+def is_title(quote: str, titles: Sequence[str]) -> bool:
+    """Whether ``quote`` is one of ``titles`` (:func:`title_keys`), or most of one: it grounds nothing."""
+    key = quote_key(quote)
+    return any(t and (key == t or (key in t and len(key) > len(t) // 2)) for t in titles)
+
+
 def too_short(quote: str, statement: str = "") -> bool:
     """Whether ``quote`` is too short to ground ``statement`` (fewer than :data:`MIN_QUOTE_WORDS` words, unless the
     statement itself is that short)."""
@@ -155,7 +161,6 @@ _SPELLING = (
 )
 
 
-# Endings taken off (and what is put back) before a word is looked up in the general vocabulary.
 # Words that say who says something ("The guideline states that ...", "The study found ..."): a report of its
 # source, not a claim beyond it. "recommends" is not among them: a quote that lists an option recommends nothing.
 _ATTRIBUTION = frozenset(
@@ -164,6 +169,7 @@ _ATTRIBUTION = frozenset(
     "show shows showed shown report reports reported note notes noted say says said according".split()
 )
 
+# Endings taken off (and what is put back) before a word is looked up in the general vocabulary.
 _INFLECTIONS = (("s", ""), ("es", ""), ("ies", "y"), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
 
 

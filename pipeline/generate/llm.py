@@ -21,7 +21,7 @@ from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
 from pipeline.generate.extractive import answerable_sentence
 from pipeline.prompts import Prompt, load_prompt
-from pipeline.quotes import quote_key, title_keys, too_short
+from pipeline.quotes import is_title, title_keys, too_short
 from pipeline.text import sentences
 from pipeline.types import SECTION_TITLES, Kind
 
@@ -45,13 +45,13 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
     Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
     structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
     """
-    titles = set(title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources]))
+    titles = title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources])
     out: dict[str, None] = {}
     for s in sources:
         complete = s.hit.document.kind == "research"  # an abstract's excerpt may stop mid-word
         for sentence in sentences(s.hit.chunk.text):
             said = answerable_sentence(sentence, complete=complete)
-            if said is None or too_short(said) or quote_key(said) in titles or "\\" in said:
+            if said is None or too_short(said) or is_title(said, titles) or "\\" in said:
                 continue
             words = said.split()
             # llama-cpp-python 0.3.36 writes a '"' inside an enum value into its grammar as '\\"', which ends the
