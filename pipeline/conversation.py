@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -452,13 +452,34 @@ class Conversation:
         """
         asked = " ".join(question.split()) if isinstance(question, str) else question
         query = self.rewrite(asked)
-        rewriter = self.rewriter.name if self._turns else "none"
-        if query != asked:
-            log.info("follow-up %r searched as %r", asked, query)
         display = _kernel_display() if stream is not False else None
         live = None
         if display is not None or stream:
             live = _Live(display, None if display is not None else (out or sys.stdout), asked, query)
+        answer: Answer | None = None
+        for event in self.events(asked, query=query):
+            if live is not None:
+                live.feed(event)
+            if isinstance(event, AnswerDone):
+                answer = event.answer
+        if answer is None:
+            raise GenerationError(f"no answer came back for {query!r}")
+        if live is not None:
+            live.done(answer, asked)
+        return answer
+
+    def events(self, question: str, *, query: str | None = None) -> Iterator[Event]:
+        """Answer ``question`` as :meth:`ask` does, yielding the answer's events as they are written (a web page
+        streams them); the turn joins the history when :class:`~pipeline.types.AnswerDone` is yielded.
+
+        ``query`` is the standalone question when the caller has already rewritten ``question``
+        (:meth:`rewrite`); a turn stopped before its end is not kept.
+        """
+        asked = " ".join(question.split()) if isinstance(question, str) else question
+        query = query or self.rewrite(asked)
+        rewriter = self.rewriter.name if self._turns else "none"
+        if query != asked:
+            log.info("follow-up %r searched as %r", asked, query)
         events = ask_stream(
             query,
             self.index,
@@ -466,18 +487,10 @@ class Conversation:
             numbering=self.numbering(),
             evidence=self.evidence() if self.reuse_evidence else (),
         )
-        answer: Answer | None = None
         for event in events:
-            if live is not None:
-                live.feed(event)
             if isinstance(event, AnswerDone):
-                answer = event.answer
-        if answer is None:
-            raise GenerationError(f"no answer came back for {query!r}")
-        self._turns.append(Turn(asked, query, answer, rewriter if query != asked else "none"))
-        if live is not None:
-            live.done(answer, asked)
-        return answer
+                self._turns.append(Turn(asked, query, event.answer, rewriter if query != asked else "none"))
+            yield event
 
     # ------------------------------------------------------------------ saving and showing
 

@@ -15,7 +15,19 @@ from pipeline.conversation import Conversation, LLMRewriter, RuleRewriter, Turn
 from pipeline.errors import GenerationError, InputError
 from pipeline.generate import ExtractiveGenerator, LLMGenerator
 from pipeline.render import to_html, to_html_fragment, to_markdown
-from pipeline.types import Answer, Block, Document, Group, Passage, Reference, RunInfo, Section, Statement
+from pipeline.types import (
+    Answer,
+    AnswerDone,
+    Block,
+    Document,
+    Group,
+    Passage,
+    Reference,
+    RunInfo,
+    Section,
+    SectionStarted,
+    Statement,
+)
 from tests.fakes import ScriptedBackend, hashed_index
 
 SETTINGS = Settings.preset(
@@ -192,6 +204,22 @@ def test_extractive_conversation_uses_rules(index, extractive) -> None:  # type:
     assert chat.history[1].rewriter == "rules"
     with pytest.raises(InputError, match="empty"):
         chat.ask("  ", stream=False)
+
+
+def test_events_stream_a_turn_and_keep_it_only_once_done(index, extractive) -> None:  # type: ignore[no-untyped-def]
+    chat = Conversation(index, generator=extractive, settings=SETTINGS)
+    events = chat.events(SEED)
+    first = next(events)
+    assert isinstance(first, SectionStarted) and len(chat) == 0, "nothing is kept before the answer is done"
+    events.close()  # a page closed mid-answer
+    assert len(chat) == 0
+    kinds = [type(e).__name__ for e in chat.events(SEED)]
+    assert kinds[0] == "SectionStarted" and kinds[-1] == "AnswerDone" and "ItemWritten" in kinds
+    assert len(chat) == 1
+    follow = list(chat.events("What about RAS-mutant tumours?"))
+    done = follow[-1]
+    assert isinstance(done, AnswerDone) and chat.answers[-1] is done.answer
+    assert chat.history[1].query == done.answer.question != chat.history[1].question
 
 
 # --------------------------------------------------------------------------- numbering
