@@ -534,6 +534,22 @@ class Conversation:
             raise InputError(f"{p}: cannot read the conversation ({e.strerror or e})") from None
         except json.JSONDecodeError as e:
             raise InputError(f"{p}: not valid JSON ({e})") from None
+        return cls.from_dict(d, index=index, generator=generator, settings=settings, where=str(p), **kwargs)
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: Any,
+        *,
+        index: Index | str | Path | None = None,
+        generator: Generator | str | None = None,
+        settings: Settings | None = None,
+        where: str = "conversation",
+        **kwargs: Any,
+    ) -> Conversation:
+        """A conversation from its :meth:`to_dict` shape (a saved file, a web server's store); ``where`` names the
+        source in errors."""
+        p = where
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError(f'{p}: not a saved medcite conversation (no "format": "{FORMAT}")')
         if not isinstance(d.get("version"), int) or d["version"] > VERSION:
