@@ -220,9 +220,13 @@ def to_markdown(answer: AnswerView, *, asked: str | None = None) -> str:
 
 # --------------------------------------------------------------------------- HTML
 
-_PAGE_CSS = "body{margin:2rem auto;max-width:54rem;padding:0 1rem;background:#fff}"
+# The column of a whole answer page (:func:`to_html`). A class, not ``body``: a web app can serve
+# :func:`stylesheet` beside its own and keep its own page layout.
+_PAGE_CSS = ".mc-page{margin:2rem auto;max-width:54rem;padding:0 1rem}"
 
-# Scoped under .medcite so an answer shown in a notebook leaves the notebook's own styles alone.
+# Scoped under .medcite so an answer shown in a notebook leaves the notebook's own styles alone. Every text colour
+# keeps WCAG AA contrast (4.5:1) on the white page and on the tinted boxes it is used on: the lightest grey,
+# #5f6673, has 5.8:1 on white (.mc-meta's #7d8596 had 3.7:1).
 _CSS = """
 .medcite{font:15px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2330;max-width:52rem}
 .medcite h1{font-size:1.35rem;line-height:1.3;margin:.3rem 0 .2rem}
@@ -253,8 +257,19 @@ font-weight:normal;line-height:1.45;color:#1d2330;white-space:normal;text-align:
 margin-top:1.2rem}
 .medcite .mc-abstain{color:#5f6673;font-style:italic}
 .medcite mark{background:#fff1a8;color:inherit;padding:0 .05em}
-.medcite .mc-meta{font-size:.74em;color:#7d8596;margin-top:1rem}
+.medcite .mc-meta{font-size:.74em;color:#5a6478;margin-top:1rem}
 """
+
+
+def stylesheet() -> str:
+    """All the CSS an answer needs: the page column of :func:`to_html` and the rules scoped under ``.medcite``.
+
+    A page that links this as an external stylesheet (a web app under a Content-Security-Policy that forbids
+    inline style) shows answers rendered with ``to_html_fragment(answer, style=False)``. No rule reaches outside
+    ``.medcite`` and ``.mc-page``, so it can sit beside the page's own stylesheet.
+    """
+    return _PAGE_CSS + _CSS
+
 
 POPUP_CHARS = 600  # of each cited passage shown when a citation number is revealed
 POPUP_PASSAGES = 3
@@ -307,7 +322,11 @@ def _popup_html(r: ReferenceView, quote: str = "") -> str:
 
 
 class _Cites:
-    """Citation markers whose numbers reveal the cited passage on hover, focus (click, tab) or as the URL target."""
+    """Citation markers whose numbers reveal the cited passage on hover, focus (click, tab) or as the URL target.
+
+    The popup is plain content after its link, not an ARIA tooltip: a tooltip is named by its trigger's
+    ``aria-describedby`` and holds no structure, and this one holds titles and passages to read and scroll.
+    """
 
     def __init__(self, uid: str, refs: dict[int, ReferenceView]) -> None:
         self.uid = uid
@@ -322,22 +341,27 @@ class _Cites:
             self.count += 1
             cid = f"{self.uid}-c{self.count}"
             r = self.refs.get(n)
-            pop = f'<span class="mc-pop" role="tooltip">{_popup_html(r, st.quote)}</span>' if r else ""
+            # tabindex: an open popup that scrolls (a long passage) is the next tab stop after its number, so it
+            # can be scrolled from the keyboard; focus within the citation keeps it open.
+            pop = f'<span class="mc-pop" tabindex="0">{_popup_html(r, st.quote)}</span>' if r else ""
             links.append(f'<span class="mc-ref" id="{cid}"><a href="#{cid}">{n}</a>{pop}</span>')
         return f' <span class="mc-cite">[{", ".join(links)}]</span>'
 
 
-def to_html_fragment(answer: AnswerView, *, asked: str | None = None) -> str:
-    """The answer as one ``<div class="medcite">`` with its own scoped style: what a notebook shows.
+def to_html_fragment(answer: AnswerView, *, asked: str | None = None, style: bool = True) -> str:
+    """The answer as one ``<div class="medcite">``: what a notebook shows, and what a web page places in its own.
 
     Every piece of document or model text is escaped. ``asked`` is the question as the user put it, when
     the answer's question is a standalone rewrite of it (a follow-up in a conversation); both are shown.
+    ``style=True`` puts the scoped stylesheet inside the div, for a notebook, which has no ``<head>`` to put it
+    in; a page that has one leaves it out (``style=False``) and puts :func:`stylesheet` there, inline or linked
+    (HTML allows ``<style>`` only in the head).
     """
     e = html.escape
     uid = _uid(answer)
     refs = {r.n: r for r in answer.references}
     cites = _Cites(uid, refs)
-    out = [f'<div class="medcite" id="{uid}"><style>{_CSS}</style>']
+    out = [f'<div class="medcite" id="{uid}">' + (f"<style>{_CSS}</style>" if style else "")]
     if asked and asked.strip() != answer.question.strip():
         out.append(f"<h1>{e(asked)}</h1>")
         out.append(f'<p class="mc-query"><b>Searched as:</b> {e(answer.question)}</p>')
@@ -402,12 +426,19 @@ def to_html_fragment(answer: AnswerView, *, asked: str | None = None) -> str:
 
 
 def to_html(answer: AnswerView, *, asked: str | None = None) -> str:
-    """A self-contained page (see :func:`to_html_fragment`); every piece of document or model text is escaped."""
+    """A self-contained page (see :func:`to_html_fragment`); every piece of document or model text is escaped.
+
+    The stylesheet is in the head and the answer in the page's main landmark, so the page passes the Nu HTML
+    checker and axe-core's WCAG 2 AA rules (tests/test_html_valid.py).
+    """
     title = asked if asked and asked.strip() != answer.question.strip() else answer.question
+    # role="main" on a div: the same landmark as <main>, with a tag the escaping tests allow (tests/hostile.py).
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_PAGE_CSS}</style></head><body>"
-        f"{to_html_fragment(answer, asked=asked)}</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{stylesheet()}</style></head>"
+        f'<body><div class="mc-page" role="main">{to_html_fragment(answer, asked=asked, style=False)}</div>'
+        "</body></html>\n"
     )
 
 
