@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 
 from pipeline import corpus as corpus_mod
 from pipeline.answer import AskOptions, ask_stream
@@ -24,6 +25,7 @@ from pipeline.index import build_index, open_index
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.render import SECTION_TITLES, MarkdownStream, to_html, to_markdown
+from pipeline.serve.app import build_app, check_binding
 from pipeline.settings import Settings
 from pipeline.types import KINDS, AnswerDone, Hit, to_dict
 
@@ -383,6 +385,39 @@ def batch_cmd(
     typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.summary())
     if summary.failed:
         raise typer.Exit(5)
+
+
+@app.command("serve")
+def serve_cmd(
+    index: IndexOption = Path("indexes/demo"),
+    generator: GeneratorOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; beyond 127.0.0.1 a --token is required.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data: Annotated[Path, typer.Option(help="Folder of the answers database (medcite.sqlite).")] = Path("data/serve"),
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="MEDCITE_SERVE_TOKEN", help="Access token asked of every request (header or cookie)."),
+    ] = None,
+    queue: Annotated[int, typer.Option(help="Questions that may wait while one is answered; more get 503.")] = 32,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
+    ] = False,
+    judge: JudgeOption = None,
+    unsupported: UnsupportedOption = "drop",
+    preset: PresetOpt = "default",
+) -> None:
+    """A web page to ask questions, follow up, and review the saved answers (http://127.0.0.1:8000)."""
+    try:
+        check_binding(host, token)
+        settings = Settings.preset(preset)
+        options = _ask_options(settings, generator, None, verify, judge, unsupported)
+        web = build_app(open_index(index, settings=settings), options, data=data, token=token, queue=queue)
+    except PipelineError as e:
+        _fail(e)
+    typer.echo(f"medcite: serving {index} on http://{host}:{port} (answers saved in {data}); Ctrl-C stops", err=True)
+    uvicorn.run(web, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
 
 def _ask_options(
