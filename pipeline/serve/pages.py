@@ -26,6 +26,7 @@ body{margin:0;background:#fff;color:#1d2330;font:15px/1.55 system-ui,-apple-syst
 .app-main{padding:1rem 1.5rem 3rem;max-width:56rem}
 .ask-form textarea{width:100%;box-sizing:border-box;font:inherit;padding:.5rem;border:1px solid #8a93a6;
 border-radius:4px}
+.ask-form{margin-top:1.2rem}
 .ask-form fieldset{border:0;padding:0;margin:.6rem 0}
 .ask-form legend{font-weight:600;padding:0}
 .ask-form label{margin-right:1rem}
@@ -59,6 +60,7 @@ def layout(title: str, body: str) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(title)} · medcite</title>"
+        '<link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/medcite.css"><script src="/static/app.js" defer></script></head>'
         '<body><header class="app-head"><a class="brand" href="/">medcite</a>'
         '<nav aria-label="Main"><a href="/">Ask</a><a href="/review">Review answers</a></nav></header>'
@@ -73,6 +75,8 @@ def ask_page(generator: str, verify: bool) -> str:
         "<h1>Ask the guidelines and the research</h1>"
         f'<p class="muted">Answers are written by <b>{e(generator)}</b> from the indexed guidelines and papers, '
         f"each statement cited. {checked}Every answer is saved for review.</p>"
+        # The conversation's answers, then the box for the next question under them.
+        '<div id="turns"></div>'
         '<form class="ask-form" id="ask-form" method="post" action="/api/ask">'
         '<label for="question" id="question-label"><b>Your question</b></label>'
         f'<textarea id="question" name="question" rows="3" maxlength="{MAX_QUESTION}" required '
@@ -85,7 +89,7 @@ def ask_page(generator: str, verify: bool) -> str:
         '<button type="button" class="secondary" id="new-button" hidden>New conversation</button></div>'
         '<p class="status-line" id="status" role="status" aria-live="polite"></p>'
         '<noscript><p class="error">This page needs JavaScript to stream answers.</p></noscript>'
-        '</form><div id="turns"></div>'
+        "</form>"
     )
     return layout("Ask", body)
 
