@@ -15,15 +15,17 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from pipeline import Settings
 from pipeline.answer import AskOptions
+from pipeline.cli import app as cli_app
 from pipeline.errors import InputError
 from pipeline.generate import ExtractiveGenerator
 from pipeline.serve.app import build_app, check_binding
 from pipeline.serve.store import Store
 from pipeline.types import Block, Document
-from tests.fakes import hashed_index
+from tests.fakes import KeywordJudge, hashed_index
 from tests.hostile import assert_safe_html
 
 SETTINGS = Settings.preset(
@@ -336,3 +338,21 @@ def test_an_answer_is_stored_even_when_the_page_goes_away(index, extractive, tmp
                 break
             threading.Event().wait(0.05)
         assert store.count() == 1 and store.answers()[0].asked == SEED
+
+
+def test_with_verify_each_answer_says_how_its_statements_were_checked(index, extractive, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    options = AskOptions(generator=extractive, settings=SETTINGS, verifier=KeywordJudge(), verify_action="mark")
+    app = build_app(index, options, data=tmp_path / "data")
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert "checked against its sources" in c.get("/").text
+        done = _done(_ask(c, SEED))
+        assert "was checked against its cited passages by keyword: 3 checked" in done["html"]
+        assert "was checked against its cited passages" in c.get(done["url"]).text
+
+
+def test_the_serve_command_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli_app, ["serve", "--host", "0.0.0.0", "--index", str(tmp_path / "none"), "--data", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 3 and "give --token" in result.output
+    assert not (tmp_path / "d").exists(), "nothing is started or written"

@@ -23,13 +23,12 @@ from typing import Any
 from pipeline.conversation import Conversation
 from pipeline.errors import InputError, PipelineError
 from pipeline.generate import Audience
-from pipeline.render import to_html_fragment
+from pipeline.serve.pages import MAX_QUESTION, answer_html
 from pipeline.serve.store import Store
 from pipeline.types import AnswerDone, Event, ItemWritten, SectionStarted, from_dict
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION = 2000  # characters: longer is not a question but a document
 CONVERSATIONS = 256  # kept in memory; older ones are taken up again from the store when asked
 
 
@@ -209,7 +208,7 @@ class Answerer:
                         "event": "done",
                         "id": saved.id,
                         "url": f"/answers/{saved.id}",
-                        "html": to_html_fragment(from_dict(saved.answer), asked=q.text, style=False),
+                        "html": answer_html(from_dict(saved.answer), q.text),
                         "follow_ups": list(answer.follow_ups),
                         "status": saved.status,
                         "updated": saved.updated,

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from pipeline.render import to_html_fragment
-from pipeline.serve.answerer import MAX_QUESTION
 from pipeline.serve.store import STATUSES, Review, Saved
-from pipeline.types import from_dict
+from pipeline.types import Answer, from_dict
 
 e = html.escape
+MAX_QUESTION = 2000  # characters: longer is not a question but a document
 
 APP_CSS = """
 body{margin:0;background:#fff;color:#1d2330;font:15px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif}
@@ -94,6 +94,20 @@ def ask_page(generator: str, verify: bool) -> str:
     return layout("Ask", body)
 
 
+def answer_html(answer: Answer, asked: str) -> str:
+    """The answer as the notebook shows it (the renderer's component, its style linked by the page), under the
+    line that says how its statements were checked when the server runs with ``--verify``."""
+    checked = ""
+    v = answer.verification
+    if v:
+        checked = (
+            f'<p class="muted verification">Each statement was checked against its cited passages by '
+            f"{e(str(v.get('judge', '')))}: {e(str(v.get('checked', 0)))} checked, {len(v.get('removed', []))} "
+            f"removed, {len(v.get('marked', []))} marked.</p>"
+        )
+    return checked + to_html_fragment(answer, asked=asked, style=False)
+
+
 def _badge(status: str) -> str:
     return f'<span class="badge {e(status.replace(" ", "-"))}">{e(status.capitalize())}</span>'
 
@@ -129,18 +143,10 @@ def answer_page(saved: Saved, history: Sequence[Review]) -> str:
         f"<tr><td>{e(r.at)}</td><td>{_badge(r.status)}</td><td>{e(r.reviewer)}</td><td>{e(r.note)}</td></tr>"
         for r in history
     )
-    verification = ""
-    if answer.verification:
-        v = answer.verification
-        verification = (
-            f'<p class="muted">Checked by {e(str(v.get("judge", "")))}: {e(str(v.get("checked", 0)))} statements, '
-            f"{len(v.get('removed', []))} removed, {len(v.get('marked', []))} marked.</p>"
-        )
     body = (
         status_line(saved)
         + f'<p class="muted">Audience: {e(saved.audience)} · asked {e(saved.created)}</p>'
-        + verification
-        + to_html_fragment(answer, asked=saved.asked, style=False)
+        + answer_html(answer, saved.asked)
         + review_form(saved)
         + '<h2>Review history</h2><table class="answers"><thead><tr><th scope="col">When</th>'
         + '<th scope="col">Status</th><th scope="col">Reviewer</th><th scope="col">Note</th></tr></thead>'
