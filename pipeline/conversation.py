@@ -173,10 +173,17 @@ class RuleRewriter:
     name = "rules"
 
     def topic(self, history: Sequence[Turn]) -> str:
-        """The last question of ``history`` that was not rewritten (the first one if all were)."""
-        for t in reversed(history):
+        """The last question of ``history`` that stood on its own (the first one if none did).
+
+        A turn stood on its own when it was not rewritten, or when these rules would have left it as asked: a
+        model may reword a question that needed no rewrite, and that question still starts a new topic.
+        """
+        for i in range(len(history) - 1, -1, -1):
+            t = history[i]
             if not t.rewritten:
                 return t.query
+            if self.rewrite(t.question, history[:i]) == " ".join(t.question.split()):
+                return t.question
         return history[0].query
 
     def rewrite(self, question: str, history: Sequence[Turn]) -> str:
@@ -206,6 +213,100 @@ class RuleRewriter:
         return q
 
 
+# --------------------------------------------------------------------------- keeping the topic
+
+# Words that say what is asked about a disease, not which disease: a model's query that keeps only these ("What is
+# the treatment for patients with RAS-mutant tumours?") has lost the topic.
+_GENERIC = frozenset(
+    "treatment treatments treat treated treating therapy therapies management manage managed dose doses dosing "
+    "recommended recommend recommendation recommendations options option standard best first-line second-line "
+    "approach care risk risks outcome outcomes survival prognosis diagnosis safe safety effective efficacy adults "
+    "adult children women men elderly older younger".split()
+)
+# Words that narrow a disease without naming another one: its extent, course or stage, or a biomarker status.
+_QUALIFIERS = frozenset(
+    "metastatic advanced recurrent relapsed refractory resistant early early-stage late localized localised "
+    "locally resectable unresectable inoperable operable oligometastatic oligoprogressive progressive stage "
+    "primary secondary acute chronic mild moderate severe mutant mutated wild-type high-risk low-risk newly "
+    "diagnosed untreated pretreated".split()
+)
+_QUALIFIER_END = re.compile(
+    r"-(?:mutant|mutated|mutation|positive|negative|deficient|proficient|high|low|amplified|type|expressing"
+    r"|rearranged|naive|refractory|resistant|sensitive|stage|risk)$",
+    re.I,
+)
+# Nouns that name a disease only through the word before them ("rectal cancer"); after a qualifier they refer back
+# to the topic's disease ("RAS-mutant tumours").
+_HEADS = frozenset(
+    "cancer cancers carcinoma carcinomas adenocarcinoma tumour tumours tumor tumors neoplasm neoplasms malignancy "
+    "malignancies disease diseases disorder disorders syndrome syndromes infection infections".split()
+)
+# A word that names a disease on its own: by its ending ("melanoma", "colitis", "leukaemia"), or one of these.
+_DISEASE_END = re.compile(r"(?:itis|omas?|[ae]mias?|osis|pathy|algia|plasia)$", re.I)
+_NOT_DISEASES = frozenset({"diagnosis", "prognosis", "stoma", "stomas"})
+_DISEASES = frozenset(
+    "migraine migraines headache headaches diabetes asthma hypertension stroke epilepsy sepsis gout croup scabies "
+    "influenza pneumonia dementia depression obesity hiv aids covid covid-19".split()
+)
+
+_PLAIN = _STOP | _GENERIC  # before a head noun, a word of these names no disease ("the cancer", "adult tumours")
+
+
+def _key(word: str) -> str:
+    """A word as the topic check compares it: lower case, British spelling as American, no plural ending."""
+    w = re.sub(r"our(s?)$", r"or\1", word.lower())
+    w = re.sub(r"(?<=[a-z])(?:ae|oe)(?=[a-z]{2})|^(?:ae|oe)", "e", w)
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
+def _keys(text: str) -> set[str]:
+    return {_key(w) for w in re.findall(r"[A-Za-z0-9]+", text)}
+
+
+def _qualifier(word: str) -> bool:
+    """A word that narrows a disease: a stage, course or extent, or a biomarker ("RAS-mutant", "BRAF", "V600E")."""
+    w = word.lower()
+    if w in _QUALIFIERS or _QUALIFIER_END.search(w) or any(c.isdigit() for c in word):
+        return True
+    return sum(c.isupper() for c in word) >= 2  # a gene or biomarker symbol: RAS, BRAF, dMMR, MSI-H
+
+
+def topic_anchor(topic: str) -> list[str]:
+    """The words of ``topic`` that say which disease it is about (the words a standalone follow-up must keep).
+
+    Its content words without the generic ones ("treatment"), the qualifiers ("oligoprogressive") and the head
+    nouns ("cancer"): for "What is the treatment for oligoprogressive colorectal cancer?", ["colorectal"]. When
+    nothing is left ("How is metastatic cancer treated?"), the qualifiers and heads are the anchor.
+    """
+    content = [w for w in _content(topic) if w.lower() not in _GENERIC]
+    specific = [w for w in content if not _qualifier(w) and w.lower() not in _HEADS]
+    return list(dict.fromkeys(specific or content))
+
+
+def names_own_disease(question: str, topic: str) -> bool:
+    """Whether ``question`` names a disease other than ``topic``'s and does not point back at the topic.
+
+    A disease is a word that names one ("migraine", "melanoma", "colitis") or a head noun after a word that is no
+    qualifier ("rectal cancer", not "RAS-mutant tumours"); a question that says "it", "this" or "they" refers back
+    to the topic whatever else it names ("Is it safe in patients with hepatitis?").
+    """
+    words = _words(re.sub(r"['\u2019]s\b", "", question))
+    if any(w.lower() in _ANAPHORA for w in words):
+        return False
+    held = _keys(topic)
+    for i, w in enumerate(words):
+        low = w.lower()
+        if low in _HEADS:
+            before = words[i - 1] if i else ""
+            if before and before.lower() not in _PLAIN and not _qualifier(before) and _key(before) not in held:
+                return True
+        elif _key(w) not in held and (
+            low in _DISEASES or (_DISEASE_END.search(low) is not None and low not in _NOT_DISEASES)
+        ):
+            return True
+    return False
+
+
 REWRITE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"query": {"type": "string", "minLength": 3, "maxLength": 300}},
@@ -216,16 +317,28 @@ HISTORY_TURNS = 6  # the latest turns the model sees; older ones rarely decide w
 
 
 class LLMRewriter:
-    """Standalone follow-ups written by a chat model (the generator's own), with ``prompts/rewrite.txt``."""
+    """Standalone follow-ups written by a chat model (the generator's own), with ``prompts/rewrite.txt``.
+
+    The model's query is checked before it is searched: a small model drops the conversation's disease ("What
+    about patients with RAS-mutant tumours?" after a colorectal cancer question came back as "What is the
+    treatment for patients with RAS-mutant tumours?", and the research section answered about AML). When the
+    follow-up leans on the conversation (:class:`RuleRewriter` would rewrite it) and the model's query holds none
+    of the topic's :func:`topic_anchor` words, while the follow-up names no disease of its own, the rules' rewrite
+    is searched instead: it is made of the user's own words only. A follow-up that stands on its own and names
+    another disease is searched as asked when the model carried the old topic's words into it. Either way the
+    turn is logged, and :attr:`name` says ``"rules"`` for it (the rewriter the turn records).
+    """
 
     def __init__(self, backend: Any, *, max_tokens: int = 96, prompt: Prompt | None = None) -> None:
         self.backend = backend
         self.max_tokens = max_tokens
         self.prompt = prompt or load_prompt("rewrite")
+        self.overruled = False  # the last rewrite was not the model's query (it lost or carried the topic)
 
     @property
     def name(self) -> str:
-        return f"llm:{self.backend.model}:{self.prompt.hash}"
+        """What made the last rewrite: ``"llm:<model>:<prompt hash>"``, or ``"rules"`` when the model was overruled."""
+        return "rules" if self.overruled else f"llm:{self.backend.model}:{self.prompt.hash}"
 
     def messages(self, question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
         lines = []
@@ -235,9 +348,21 @@ class LLMRewriter:
 
     def rewrite(self, question: str, history: Sequence[Turn]) -> str:
         q = " ".join(question.split())
+        self.overruled = False
         if not history:
             return q
-        text = complete(self.backend, self.messages(q, history), REWRITE_SCHEMA, self.max_tokens)
+        query = self.model_query(q, history)
+        kept = self.keep_topic(q, query, history)
+        self.overruled = kept != query
+        return kept
+
+    def model_query(self, question: str, history: Sequence[Turn]) -> str:
+        """The model's standalone query for ``question``, unchecked.
+
+        Raises:
+            GenerationError: the model gave no query.
+        """
+        text = complete(self.backend, self.messages(question, history), REWRITE_SCHEMA, self.max_tokens)
         try:
             query = json.loads(text).get("query", "")
         except (json.JSONDecodeError, AttributeError):
@@ -246,10 +371,48 @@ class LLMRewriter:
         query = " ".join(str(query).split()) if isinstance(query, str) else ""
         if not query:
             raise GenerationError(
-                f"{self.backend.model} gave no standalone query for the follow-up {q!r} (it wrote {text[:160]!r}); "
-                "ask the question in full, or pass rewriter=RuleRewriter()"
+                f"{self.backend.model} gave no standalone query for the follow-up {question!r} (it wrote "
+                f"{text[:160]!r}); ask the question in full, or pass rewriter=RuleRewriter()"
             )
         return query
+
+    def keep_topic(self, question: str, query: str, history: Sequence[Turn]) -> str:
+        """``query`` (the model's rewrite of ``question``) when it keeps the conversation's topic as it should, else
+        the query that does: the rules' rewrite, or the question as asked (see the class docstring)."""
+        rules = RuleRewriter()
+        leans = rules.rewrite(question, history) != question
+        topic = rules.topic(history)
+        anchor = topic_anchor(topic)
+        held = _keys(query)
+        kept = any(_key(w) in held for w in anchor)
+        if names_own_disease(question, topic):
+            carried = [w for w in anchor if _key(w) in held and _key(w) not in _keys(question)]
+            if leans or not carried:
+                return query
+            log.warning(
+                "the model's rewrite %r of %r carried the earlier topic's %s into a question about another "
+                "disease; searching the question as asked",
+                query,
+                question,
+                _quoted(carried),
+            )
+            return question
+        if kept or not leans or not anchor:
+            return query
+        fallback = rules.rewrite(question, history)
+        log.warning(
+            "the model's rewrite %r of the follow-up %r lost the topic (%s of %r); searching %r instead",
+            query,
+            question,
+            _quoted(anchor),
+            topic,
+            fallback,
+        )
+        return fallback
+
+
+def _quoted(words: Sequence[str]) -> str:
+    return ", ".join(f'"{w}"' for w in words)
 
 
 # --------------------------------------------------------------------------- showing answers as they are written

@@ -11,7 +11,7 @@ import pipeline
 from pipeline import Settings
 from pipeline.answer import ask, select_sources
 from pipeline.cite import References
-from pipeline.conversation import Conversation, LLMRewriter, RuleRewriter, Turn
+from pipeline.conversation import Conversation, LLMRewriter, RuleRewriter, Turn, names_own_disease, topic_anchor
 from pipeline.errors import GenerationError, InputError
 from pipeline.generate import ExtractiveGenerator, LLMGenerator
 from pipeline.render import to_html, to_html_fragment, to_markdown
@@ -414,3 +414,113 @@ def test_html_shows_the_question_as_asked_and_its_rewrite() -> None:
     assert "<h1>And &lt;b&gt;in&lt;/b&gt; elderly patients?</h1>" in page
     assert "<b>Searched as:</b> Q &lt;script&gt;" in page
     assert page.startswith("<!doctype html>") and "<title>And &lt;b&gt;" in page
+
+
+# --------------------------------------------------------------------------- keeping the topic of a follow-up
+
+RAS = "What about patients with RAS-mutant tumours?"
+RAS_BY_RULES = (
+    "What is the treatment for oligoprogressive colorectal cancer regarding patients with RAS-mutant tumours?"
+)
+MIGRAINE = "What is the first-line treatment for migraine in adults?"
+
+
+def test_a_model_rewrite_that_drops_the_disease_is_not_searched(index, caplog) -> None:  # type: ignore[no-untyped-def]
+    # What the bundled model wrote for this follow-up: colorectal cancer gone, and the research section then
+    # answered about an AML drug.
+    lost = "What is the treatment for patients with RAS-mutant tumours?"
+    backend = ScriptedBackend(
+        _sections("Radiotherapy treats lesions.", "SBRT delayed change.", [])
+        + ['{"query": "' + lost + '"}']
+        + _sections("Anti-EGFR is not recommended.", "No response to anti-EGFR.", [])
+    )
+    chat = Conversation(index, generator=LLMGenerator(backend, name="scripted"), settings=SETTINGS)
+    chat.ask(SEED, stream=False)
+    with caplog.at_level("WARNING", logger="pipeline.conversation"):
+        b = chat.ask(RAS, stream=False)
+    assert b.question == RAS_BY_RULES, "the rules' rewrite, made of the user's own words, is searched instead"
+    assert f"Question: {RAS_BY_RULES}" in backend.calls[4][0][1]["content"]
+    turn = chat.history[1]
+    assert (turn.question, turn.query, turn.rewriter) == (RAS, RAS_BY_RULES, "rules"), "the turn says what made it"
+    assert any("lost the topic" in r.message and '"colorectal"' in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "model_query", "searched"),
+    [
+        # Leans on the topic, and the model's query lost the disease: the rules' rewrite.
+        (RAS, "What is the treatment for patients with RAS-mutant tumours?", RAS_BY_RULES),
+        ("And in elderly patients?", "What is the treatment for elderly patients?", None),
+        ("What about BRAF V600E tumours?", "What is the treatment for BRAF V600E tumours?", None),
+        ("What about liver metastases?", "What is the treatment for liver metastases?", None),
+        ("Is it safe in pregnancy?", "Is it safe in pregnancy?", None),
+        ("Is it safe in patients with hepatitis?", "Is it safe in patients with hepatitis?", None),
+        # The model kept the disease, whatever else it wrote: its query.
+        (RAS, "What is the treatment for RAS-mutant oligoprogressive colorectal cancer?", "model"),
+        ("Is it safe in pregnancy?", "Is SBRT safe in pregnancy for oligoprogressive colorectal tumours?", "model"),
+        (
+            "What is the recommended chemotherapy?",
+            "What is the recommended chemotherapy for colorectal cancer?",
+            "model",
+        ),
+        # The follow-up names another disease: it replaces the topic's, and the model's query stands.
+        ("What about rectal cancer?", "What is the treatment for rectal cancer?", "model"),
+        ("And for melanoma?", "What is the treatment for melanoma?", "model"),
+        # A question that stands on its own stays as asked, even when the model carried the old topic into it.
+        (MIGRAINE, MIGRAINE, "model"),
+        (MIGRAINE, "What is the first-line treatment for migraine in adults with colorectal cancer?", MIGRAINE),
+    ],
+)
+def test_llm_rewrites_keep_the_conversations_topic(follow_up: str, model_query: str, searched: str | None) -> None:
+    rewriter = LLMRewriter(ScriptedBackend(['{"query": "' + model_query + '"}']))
+    history = [_turn(SEED)]
+    expected = {"model": model_query, None: RuleRewriter().rewrite(follow_up, history)}.get(searched, searched)
+    assert rewriter.rewrite(follow_up, history) == expected
+    assert rewriter.name == ("rules" if expected != model_query else f"llm:scripted:{rewriter.prompt.hash}")
+
+
+def test_a_reworded_standalone_question_is_the_new_topic() -> None:
+    # The model reworded a question that needed no rewrite: that question still starts a new topic, so a follow-up
+    # about migraine is not pulled back to colorectal cancer.
+    history = [_turn(SEED), _turn(MIGRAINE, "What is the recommended first-line treatment for migraine in adults?")]
+    assert RuleRewriter().topic(history) == MIGRAINE
+    assert RuleRewriter().rewrite("And in pregnancy?", history) == (
+        "What is the first-line treatment for migraine in adults in pregnancy?"
+    )
+    kept = "What is the first-line treatment for migraine in pregnancy?"
+    assert LLMRewriter(ScriptedBackend(['{"query": "' + kept + '"}'])).rewrite("And in pregnancy?", history) == kept
+    # A rewritten follow-up is no topic: the one before it is.
+    history = [_turn(SEED), _turn(RAS, RAS_BY_RULES)]
+    assert RuleRewriter().topic(history) == SEED
+
+
+@pytest.mark.parametrize(
+    ("topic", "anchor"),
+    [
+        (SEED, ["colorectal"]),
+        ("How is metastatic cancer treated?", ["metastatic", "cancer"]),
+        (MIGRAINE, ["migraine"]),
+        ("What is the dose of capecitabine for elderly patients?", ["capecitabine"]),
+    ],
+)
+def test_topic_anchor(topic: str, anchor: list[str]) -> None:
+    assert topic_anchor(topic) == anchor
+
+
+@pytest.mark.parametrize(
+    ("question", "own"),
+    [
+        ("What about rectal cancer?", True),
+        ("And for migraine?", True),
+        ("What about leukaemia?", True),
+        ("What about Crohn's disease?", True),
+        (RAS, False),
+        ("What about MSI-high tumours?", False),
+        ("What about metastatic disease?", False),
+        ("What is the prognosis?", False),
+        ("Is it safe in patients with hepatitis?", False),  # "it" points back at the topic
+        ("What about colorectal cancer in the elderly?", False),  # the topic's own disease
+    ],
+)
+def test_names_own_disease(question: str, own: bool) -> None:
+    assert names_own_disease(question, SEED) is own
