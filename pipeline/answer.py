@@ -2,13 +2,15 @@
 
 ``From the Guidelines`` is written only from guideline passages and ``From the Research`` only from
 research passages: each section's generator call sees its own kind's sources and nothing else. A
-section with no passage relevant enough abstains in one sentence instead of filling space.
+section with no passage relevant enough abstains in one sentence instead of filling space, and so does a section
+whose kind has no document holding any of the question's specialised terms (:func:`terms_absent`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping, Sequence
@@ -372,12 +374,16 @@ def ask_stream(
             run.reranker,
             expansion.searches,
         )
+        unmentioned = tuple(run.index.unmentioned(question, kind))
         sources: tuple[Source, ...] = ()
         if hits and best >= run.min_relevance(kind):
-            sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
-            all_sources.extend(sources)
-            stats.add("sources_shown", len(sources))
-        request = SectionRequest(question, kind, sources, audience, tuple(run.index.unmentioned(question, kind)))
+            if terms_absent(question, unmentioned, run.index, kind):
+                stats.add("sections_terms_absent")
+            else:
+                sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
+                all_sources.extend(sources)
+                stats.add("sources_shown", len(sources))
+        request = SectionRequest(question, kind, sources, audience, unmentioned)
         section = yield from _section(request, run, refs, stats, verify)
         sections.append(section)
     follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
@@ -521,6 +527,44 @@ def _numbered_notice(
     saved = refs.snapshot()
     st = _check(notice, request.sources, refs, stats, settings)
     return (st, saved) if st is not None else None
+
+
+def defining_terms(question: str) -> tuple[str, ...]:
+    """The specialised words of ``question``: what names its drug, test, gene or disease ("amoxicillin", "otitis",
+    "HbA1c"), not what it asks about them ("dose", "children", "treatment"), nor numbers or acronyms.
+
+    A specialised word is what :func:`~pipeline.quotes.beyond_quote` takes for one (outside a general-English
+    vocabulary, an acronym, or holding a digit); read against no quote, every content word of the question is new
+    to it, so its ``terms`` are the question's specialised words. Acronyms are left out: documents that never use
+    one often spell it out ("CMS": the Centers for Medicare & Medicaid Services), so its absence says little.
+    """
+    terms = beyond_quote(question, "", "", common_words()).terms
+    return tuple(t for t in terms if not t.isdigit() and not (t.isalpha() and sum(c.isupper() for c in t) >= 2))
+
+
+def terms_absent(question: str, unmentioned: Sequence[str], index: Index, kind: Kind) -> bool:
+    """Whether no document of ``kind`` holds any of the question's :func:`defining_terms`, in either spelling.
+
+    ``unmentioned`` is what :meth:`~pipeline.index.Index.unmentioned` gives for the question and ``kind``. When this
+    holds, the section abstains however close its passages came: they are about something else ("the dose of
+    amoxicillin for otitis media in children" found a paediatric imaging paper). A question with no specialised
+    word, or with one that some document holds ("oligoprogressive" is in none, "colorectal" is), is left to the
+    relevance threshold, and its closest passages are shown under the :func:`unmentioned_notice`.
+    """
+    terms = defining_terms(question)
+    absent = {w.lower() for w in unmentioned}
+    if not terms or any(t.lower() not in absent for t in terms):
+        return False
+    # British spellings the documents may hold in American spelling ("anaemia": the PDQ summaries say "anemia").
+    american = {a for t in terms if (a := american_spelling(t.lower())) != t.lower()}
+    return not american or american <= {w.lower() for w in index.unmentioned(" ".join(sorted(american)), kind)}
+
+
+def american_spelling(word: str) -> str:
+    """``word`` (lower case) in American spelling: "tumours" -> "tumors", "anaemia" -> "anemia", "oesophageal" ->
+    "esophageal"; "does" and "shoes" stay (the rules of :func:`~pipeline.quotes.beyond_quote`, which keeps its own)."""
+    w = re.sub(r"our(s?)$", r"or\1", word)
+    return re.sub(r"^(?:ae|oe)|(?<=[a-z])(?:ae|oe)(?=[a-z]{2})", "e", w).replace("isation", "ization")
 
 
 def abstain_text(request: SectionRequest) -> str:

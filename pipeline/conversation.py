@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from pipeline.answer import AskOptions, Prepared, ask_stream, prepare
+from pipeline.answer import AskOptions, Prepared, american_spelling, ask_stream, prepare
 from pipeline.errors import GenerationError, InputError
 from pipeline.generate import Audience, Generator, LLMGenerator, complete
 from pipeline.index import Index, open_index
@@ -254,8 +254,7 @@ _PLAIN = _STOP | _GENERIC  # before a head noun, a word of these names no diseas
 
 def _key(word: str) -> str:
     """A word as the topic check compares it: lower case, British spelling as American, no plural ending."""
-    w = re.sub(r"our(s?)$", r"or\1", word.lower())
-    w = re.sub(r"(?<=[a-z])(?:ae|oe)(?=[a-z]{2})|^(?:ae|oe)", "e", w)
+    w = american_spelling(word.lower())
     return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
 
 

@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import ABSTAIN, FAILED, WHY, ask, ask_stream
+from pipeline.answer import (
+    ABSTAIN,
+    FAILED,
+    WHY,
+    american_spelling,
+    ask,
+    ask_stream,
+    defining_terms,
+    select_sources,
+)
 from pipeline.errors import InputError
 from pipeline.generate import (
     ExtractiveGenerator,
@@ -472,3 +481,102 @@ def test_one_ask_embeds_the_question_once(index) -> None:  # type: ignore[no-unt
     backend.replies.extend([empty, empty, json.dumps({"questions": []})])
     ask(Q, index, generator=LLMGenerator(backend, name="scripted"), settings=SETTINGS)
     assert index.embedder.encoded[before:].count(Q) == 1
+
+
+# --------------------------------------------------------------------------- a question whose terms no document holds
+
+AMOXICILLIN = "What is the dose of amoxicillin for otitis media in children?"
+
+
+def _off_corpus_docs() -> list[Document]:
+    return [
+        Document(
+            id="g-otitis",
+            kind="guideline",
+            title="Acute otitis media",
+            source="AAP",
+            year=2013,
+            blocks=(
+                Block("Amoxicillin at a high dose is the first-line treatment of acute otitis media in children."),
+            ),
+        ),
+        Document(
+            id="g-anemia",
+            kind="guideline",
+            title="Anemia in cancer",
+            source="NCI",
+            blocks=(Block("Anemia in children with cancer is treated with red cell transfusion."),),
+        ),
+        Document(
+            id="pmid:7",
+            kind="research",
+            title="Scout images in paediatric cystourethrography",
+            pmid="7",
+            blocks=(Block("The radiation dose of the scout image was low in children at our hospital."),),
+        ),
+        Document(
+            id="pmid:8",
+            kind="research",
+            title="Radiotherapy for colorectal cancer",
+            pmid="8",
+            blocks=(Block("Radiotherapy of metastatic colorectal cancer sites delayed a change of treatment."),),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("question", "terms"),
+    [
+        (AMOXICILLIN, ("amoxicillin", "otitis")),
+        (Q, ("oligoprogressive", "colorectal")),
+        ("What HbA1c target is recommended in type 2 diabetes?", ("HbA1c",)),  # numbers are no terms
+        ("Which women are counted in the CMS breast cancer screening measure?", ()),  # nor are acronyms
+    ],
+)
+def test_defining_terms(question: str, terms: tuple[str, ...]) -> None:
+    assert defining_terms(question) == terms
+
+
+def test_a_section_abstains_when_no_document_of_its_kind_holds_the_questions_terms(tmp_path: Path, splitter) -> None:  # type: ignore[no-untyped-def]
+    ix = hashed_index(tmp_path / "ix", _off_corpus_docs(), SETTINGS, splitter)
+    gen = ExtractiveGenerator(ix.query_embedder(), splitter, min_score=0.0)
+    answer = ask(AMOXICILLIN, ix, generator=gen, settings=SETTINGS)
+    guideline, research = answer.sections
+    assert not guideline.abstained and "Amoxicillin" in guideline.groups[0].items[0].text
+    # The scout-image paper shares "dose" and "children" with the question: close enough to be shown, were it not
+    # that no paper holds "amoxicillin" or "otitis".
+    hits, best = select_sources(ix, AMOXICILLIN, "research", 3, SETTINGS)
+    assert hits and best >= SETTINGS.answer.min_relevance
+    assert research.abstained
+    assert [st.text for g in research.groups for st in g.items] == [
+        'The indexed research papers do not mention "amoxicillin", "otitis" or "media", and no research passage '
+        "addresses this question."
+    ]
+    assert answer.stats["sections_terms_absent"] == 1
+    assert {r.kind for r in answer.references} == {"guideline"}
+    # With one of its terms held ("colorectal"), a section shows its closest passages under the notice.
+    seed = ask(Q, ix, generator=gen, settings=SETTINGS)
+    notice = seed.sections[1].groups[0].items[0].text
+    assert not seed.sections[1].abstained and notice.startswith('The indexed research papers do not mention "oligo')
+    assert seed.sections[0].abstained and seed.stats["sections_terms_absent"] == 1, "no guideline here holds either"
+    # A British spelling is not absent when the documents hold the American one.
+    anaemia = ask("How is anaemia treated in children?", ix, generator=gen, settings=SETTINGS)
+    assert not anaemia.sections[0].abstained
+    assert anaemia.sections[0].groups[0].items[0].text.startswith('The indexed guidelines do not mention "anaemia"')
+
+
+@pytest.mark.parametrize(
+    ("word", "american"),
+    [
+        ("tumours", "tumors"),
+        ("anaemia", "anemia"),
+        ("oesophageal", "esophageal"),
+        ("haemorrhage", "hemorrhage"),
+        ("randomisation", "randomization"),
+        ("does", "does"),
+        ("shoes", "shoes"),
+        ("colorectal", "colorectal"),
+    ],
+)
+def test_american_spelling(word: str, american: str) -> None:
+    assert american_spelling(word) == american
