@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,7 +35,16 @@ from pipeline.generate import (
 from pipeline.generate.extractive import answerable_sentence
 from pipeline.index import Index, fuse_hits
 from pipeline.judge import Judge, is_contradicted, judge_from_settings, relations_of
-from pipeline.quotes import QuoteFinder, beyond_quote, is_title, quote_context, quote_key, title_keys, too_short
+from pipeline.quotes import (
+    QuoteFinder,
+    american_spelling,
+    beyond_quote,
+    is_title,
+    quote_context,
+    quote_key,
+    title_keys,
+    too_short,
+)
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -558,13 +566,6 @@ def terms_absent(question: str, unmentioned: Sequence[str], index: Index, kind: 
     # British spellings the documents may hold in American spelling ("anaemia": the PDQ summaries say "anemia").
     american = {a for t in terms if (a := american_spelling(t.lower())) != t.lower()}
     return not american or american <= {w.lower() for w in index.unmentioned(" ".join(sorted(american)), kind)}
-
-
-def american_spelling(word: str) -> str:
-    """``word`` (lower case) in American spelling: "tumours" -> "tumors", "anaemia" -> "anemia", "oesophageal" ->
-    "esophageal"; "does" and "shoes" stay (the rules of :func:`~pipeline.quotes.beyond_quote`, which keeps its own)."""
-    w = re.sub(r"our(s?)$", r"or\1", word)
-    return re.sub(r"^(?:ae|oe)|(?<=[a-z])(?:ae|oe)(?=[a-z]{2})", "e", w).replace("isation", "ization")
 
 
 def abstain_text(request: SectionRequest) -> str:

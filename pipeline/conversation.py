@@ -36,12 +36,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from pipeline.answer import AskOptions, Prepared, american_spelling, ask_stream, prepare
+from pipeline.answer import AskOptions, Prepared, ask_stream, prepare
 from pipeline.errors import GenerationError, InputError
 from pipeline.generate import Audience, Generator, LLMGenerator, complete
 from pipeline.index import Index, open_index
 from pipeline.judge import Judge
 from pipeline.prompts import Prompt, load_prompt
+from pipeline.quotes import american_spelling
 from pipeline.render import MarkdownStream, tail_md, to_html_fragment, to_markdown
 from pipeline.settings import Settings
 from pipeline.types import Answer, AnswerDone, Event, from_dict, to_dict

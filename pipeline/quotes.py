@@ -207,11 +207,17 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
-def _key(word: str) -> str:
+def american_spelling(word: str) -> str:
+    """``word`` in lower case and American spelling: "Tumours" -> "tumors", "anaemia" -> "anemia", "oesophageal" ->
+    "esophageal", "organisation" -> "organization"; "does" and "shoes" stay."""
     w = word.lower()
     for pattern, repl in _SPELLING:
         w = pattern.sub(repl, w)
-    return str(_stemmer().stemWord(w))
+    return w
+
+
+def _key(word: str) -> str:
+    return str(_stemmer().stemWord(american_spelling(word)))
 
 
 def _tokens(text: str) -> list[str]:

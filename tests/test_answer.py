@@ -10,7 +10,6 @@ from pipeline.answer import (
     ABSTAIN,
     FAILED,
     WHY,
-    american_spelling,
     ask,
     ask_stream,
     defining_terms,
@@ -25,6 +24,7 @@ from pipeline.generate import (
     make_generator,
     section_schema,
 )
+from pipeline.quotes import american_spelling
 from pipeline.render import MarkdownStream, to_html, to_markdown
 from pipeline.types import Block, Document, ItemWritten, from_dict, to_dict
 from tests.fakes import KeywordJudge, ScriptedBackend, hashed_index

@@ -67,7 +67,11 @@ def test_a_quoted_statement_is_judged_against_its_quote_s_sentences_in_both(tmp_
             id="g1", kind="guideline", title="Colon", source="NCI", year=2025, blocks=(Block(passage, heading="Local"),)
         ),
         Document(
-            id="r1", kind="research", title="A trial", pmid="1", blocks=(Block("SBRT delayed a change of therapy."),)
+            id="r1",
+            kind="research",
+            title="A trial",
+            pmid="1",
+            blocks=(Block("SBRT delayed a change of therapy in colorectal cancer."),),
         ),
     ]
     # "found": quotes looked up, statements not read against them here ("SBRT" would say more than this quote).
