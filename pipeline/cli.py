@@ -59,6 +59,9 @@ JudgeOption = Annotated[
     str | None, typer.Option(help="Judge for --verify: embedding, trained, blend, lexical, llm, nli, openai.")
 ]
 UnsupportedOption = Annotated[str, typer.Option(help="With --verify: drop or mark unsupported statements.")]
+VerifyOption = Annotated[
+    bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
+]
 
 
 @app.callback()
@@ -287,9 +290,7 @@ def ask_cmd(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md (streams), json or html.")] = "md",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of the terminal.")] = None,
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
-    ] = False,
+    verify: VerifyOption = False,
     judge: JudgeOption = None,
     unsupported: UnsupportedOption = "drop",
     preset: PresetOpt = "default",
@@ -401,9 +402,7 @@ def serve_cmd(
         typer.Option(envvar="MEDCITE_SERVE_TOKEN", help="Access token asked of every request (header or cookie)."),
     ] = None,
     queue: Annotated[int, typer.Option(help="Questions that may wait while one is answered; more get 503.")] = 32,
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Check each statement against its cited passages before showing it.")
-    ] = False,
+    verify: VerifyOption = False,
     judge: JudgeOption = None,
     unsupported: UnsupportedOption = "drop",
     preset: PresetOpt = "default",

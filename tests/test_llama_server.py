@@ -8,7 +8,6 @@ cutting the first stream short (its default ``interrupt_requests``). About two m
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -25,21 +23,16 @@ from pipeline.errors import ReplyError
 from pipeline.generate.backends import OpenAIBackend
 from pipeline.models import bundled_gguf
 from pipeline.settings import LlamaSettings
+from tests.processes import free_port, wait_until_up
 from tests.test_integration import SEED, _check_answer_json
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     gguf = bundled_gguf(LlamaSettings().cache_dir)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -49,16 +42,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"llama_cpp.server exited: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"llama_cpp.server did not start: {log.read_text()[-2000:]}"
-            time.sleep(1)
+        wait_until_up(proc, f"{url}/models", log, seconds=180, what="llama_cpp.server")
         yield url
     finally:
         proc.terminate()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.processes import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -50,16 +51,10 @@ QUESTIONS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(index: Path, data: Path, log: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``medcite serve`` in its own process until the block ends (or the test kills it)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEDCITE_LLAMA__N_THREADS": "2"}
     with log.open("a") as out:
         proc = subprocess.Popen(
@@ -69,16 +64,7 @@ def serving(index: Path, data: Path, log: Path, *args: str) -> Iterator[tuple[st
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"medcite serve exited: {log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"medcite serve did not start: {log.read_text()[-3000:]}"
-            time.sleep(0.5)
+        wait_until_up(proc, f"{url}/healthz", log, seconds=120, what="medcite serve")
         yield url, proc
     finally:
         if proc.poll() is None:
