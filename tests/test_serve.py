@@ -232,7 +232,7 @@ def test_review_changes_the_status_keeps_the_history_and_exports_approved(client
     assert "Approved" in page and "Dr B" in page and "Under review" in page  # the status and the history
     _page_is_safe(page)
     listing = client.get("/review?status=approved").text
-    assert done["id"] in listing and other["id"] not in listing
+    assert done["id"] in listing and other["id"] not in listing and "Dr B" in listing and "&lt;script&gt;" in listing
     _page_is_safe(listing)
     lines = client.get("/export.jsonl").text.splitlines()
     assert len(lines) == 1

@@ -163,7 +163,7 @@ def review_page(rows: Sequence[Saved], status: str | None) -> str:
     ]
     body_rows = "".join(
         f'<tr><td><a href="/answers/{quote(r.id)}">{e(r.asked)}</a></td><td>{_badge(r.status)}</td>'
-        f"<td>{e(r.reviewer)}</td><td>{e(r.updated)}</td><td>{e(r.audience)}</td></tr>"
+        f"<td>{e(r.reviewer)}</td><td>{e(r.note)}</td><td>{e(r.updated)}</td><td>{e(r.audience)}</td></tr>"
         for r in rows
     )
     empty = "" if rows else '<p class="muted">No answers yet.</p>'
@@ -172,7 +172,8 @@ def review_page(rows: Sequence[Saved], status: str | None) -> str:
         f'<nav aria-label="Filter by status"><p>{" · ".join(filters)}</p></nav>'
         '<p><a href="/export.jsonl?status=approved">Export approved answers (JSONL)</a></p>'
         '<table class="answers"><thead><tr><th scope="col">Question</th><th scope="col">Status</th>'
-        '<th scope="col">Reviewer</th><th scope="col">Last updated</th><th scope="col">Audience</th></tr></thead>'
+        '<th scope="col">Reviewer</th><th scope="col">Note</th><th scope="col">Last updated</th>'
+        '<th scope="col">Audience</th></tr></thead>'
         f"<tbody>{body_rows}</tbody></table>{empty}"
     )
     return layout("Review answers", body)
