@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping, Sequence
@@ -385,18 +386,51 @@ def ask_stream(
         unmentioned = tuple(run.index.unmentioned(question, kind))
         sources: tuple[Source, ...] = ()
         if hits and best >= run.min_relevance(kind):
-            if terms_absent(question, unmentioned, run.index, kind):
-                stats.add("sections_terms_absent")
-            else:
-                sources = tuple(Source(i + 1, h) for i, h in enumerate(hits))
-                all_sources.extend(sources)
-                stats.add("sources_shown", len(sources))
+            shown = _shown(question, kind, hits, unmentioned, run, stats)
+            sources = tuple(Source(i + 1, h) for i, h in enumerate(shown))
+            all_sources.extend(sources)
+            stats.add("sources_shown", len(sources))
         request = SectionRequest(question, kind, sources, audience, unmentioned)
         section = yield from _section(request, run, refs, stats, verify)
         sections.append(section)
     follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
     answer = _answer(question, run, sections, refs, audience, follow_ups, stats, verify)
     yield AnswerDone(replace(answer, expansions=expansion.searches) if expansion.searches else answer)
+
+
+def _shown(
+    question: str, kind: Kind, hits: Sequence[Hit], unmentioned: Sequence[str], run: Prepared, stats: _Stats
+) -> list[Hit]:
+    """The hits a section may state from: none when its kind holds none of the question's specialised terms
+    (:func:`terms_absent`), else, where ``answer.on_topic`` asks it of the kind, those that name one
+    (:func:`on_topic`)."""
+    if terms_absent(question, unmentioned, run.index, kind):
+        stats.add("sections_terms_absent")
+        return []
+    if run.settings.answer.on_topic not in ("both", kind):
+        return list(hits)
+    kept = on_topic(question, hits, unmentioned)
+    stats.add("off_topic_dropped", len(hits) - len(kept))
+    if not kept:
+        stats.add("sections_off_topic")
+    return kept
+
+
+def on_topic(question: str, hits: Sequence[Hit], unmentioned: Sequence[str] = ()) -> list[Hit]:
+    """The hits whose passage or document title names one of the question's :func:`defining_terms` that some document
+    holds (the ``unmentioned`` ones are in none), in British or American spelling; all of them when the question has
+    no such term.
+
+    A question that names its disease ("colorectal") is not answered from a passage that names another (an AML drug
+    approval found for "RAS-mutant tumours"): such passages came for the question's general words alone.
+    """
+    absent = {w.lower() for w in unmentioned}
+    terms = [t.lower() for t in defining_terms(question) if t.lower() not in absent]
+    if not terms:
+        return list(hits)
+    keys = {k for t in terms for k in (t, american_spelling(t))}
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True)) + ")", re.I)
+    return [h for h in hits if pattern.search(h.chunk.text) or pattern.search(h.document.title)]
 
 
 def _expand(question: str, run: Prepared, stats: _Stats) -> Expansion:

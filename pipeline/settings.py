@@ -159,6 +159,11 @@ class AnswerSettings(_Group):
     # its reply's schema allows (llama.cpp's grammar, a server's structured output), so quotes are copied exactly;
     # "free" lets the model write the quote (the bundled 1.5B model rewords most of them: dropped as not found).
     quote_from: Literal["sentences", "free"] = "sentences"
+    # Sections whose passages must name one of the question's specialised terms that documents of their kind hold
+    # (answer.on_topic): an abstract about AML found for a colorectal question is not shown. Guidelines name their
+    # disease in the summary's title and headings more than in each passage ("colon cancer" for "colorectal"), so
+    # by default only research passages are held to it.
+    on_topic: Literal["research", "both", "off"] = "research"
 
 
 class LlamaSettings(_Group):

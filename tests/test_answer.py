@@ -13,6 +13,7 @@ from pipeline.answer import (
     ask,
     ask_stream,
     defining_terms,
+    on_topic,
     select_sources,
 )
 from pipeline.errors import InputError
@@ -580,3 +581,37 @@ def test_a_section_abstains_when_no_document_of_its_kind_holds_the_questions_ter
 )
 def test_american_spelling(word: str, american: str) -> None:
     assert american_spelling(word) == american
+
+
+def test_research_passages_must_name_the_questions_disease(tmp_path: Path, splitter) -> None:  # type: ignore[no-untyped-def]
+    docs = [
+        *_off_corpus_docs(),
+        Document(
+            id="pmid:9",
+            kind="research",
+            title="Ivosidenib in relapsed AML",
+            pmid="9",
+            blocks=(Block("Ivosidenib is approved for the treatment of patients with IDH1-mutant relapsed leukemia."),),
+        ),
+    ]
+    ix = hashed_index(tmp_path / "ix", docs, SETTINGS, splitter)
+    gen = ExtractiveGenerator(ix.query_embedder(), splitter, min_score=0.0)
+    question = "What is the treatment of colorectal cancer in patients with mutant tumours?"
+    hits, _ = select_sources(ix, question, "research", 3, SETTINGS)
+    assert {h.document.id for h in hits} >= {"pmid:8", "pmid:9"}, "the AML paper comes for 'treatment ... mutant'"
+    assert [h.document.id for h in on_topic(question, hits)] == ["pmid:8"]
+    answer = ask(question, ix, generator=gen, settings=SETTINGS)
+    assert {r.doc_id for r in answer.references if r.kind == "research"} == {"pmid:8"}
+    assert answer.stats["off_topic_dropped"] >= 1
+    off = ask(
+        question,
+        ix,
+        generator=gen,
+        settings=SETTINGS.model_copy(update={"answer": SETTINGS.answer.model_copy(update={"on_topic": "off"})}),
+    )
+    assert "pmid:9" in {r.doc_id for r in off.references}
+    # A question with no specialised term keeps every passage; British spelling matches American text.
+    assert on_topic("What is the best treatment?", hits) == hits
+    assert [h.document.id for h in on_topic("Is leukaemia treated with ivosidenib?", hits, ["ivosidenib"])] == [
+        "pmid:9"
+    ]
