@@ -393,9 +393,19 @@ def ask_stream(
         request = SectionRequest(question, kind, sources, audience, unmentioned)
         section = yield from _section(request, run, refs, stats, verify)
         sections.append(section)
-    follow_ups = tuple(run.generator.follow_ups(question, all_sources, audience)) if all_sources else ()
+    suggested = run.generator.follow_ups(question, all_sources, audience) if all_sources else []
+    follow_ups = _new_questions(question, suggested)
     answer = _answer(question, run, sections, refs, audience, follow_ups, stats, verify)
     yield AnswerDone(replace(answer, expansions=expansion.searches) if expansion.searches else answer)
+
+
+def _new_questions(question: str, suggested: Sequence[str]) -> tuple[str, ...]:
+    """The suggested follow-ups less any that only asks ``question`` again (the model sometimes offers it back)."""
+
+    def key(q: str) -> str:
+        return " ".join(re.findall(r"\w+", q.lower()))
+
+    return tuple(q for q in dict.fromkeys(suggested) if key(q) != key(question))
 
 
 def _shown(

@@ -615,3 +615,16 @@ def test_research_passages_must_name_the_questions_disease(tmp_path: Path, split
     assert [h.document.id for h in on_topic("Is leukaemia treated with ivosidenib?", hits, ["ivosidenib"])] == [
         "pmid:9"
     ]
+
+
+class _Echo(ExtractiveGenerator):
+    """Offers the question itself back among its follow-ups, as the bundled model sometimes does."""
+
+    def follow_ups(self, question, sources, audience):  # type: ignore[no-untyped-def]
+        return [f"  {question.upper()}", "What about elderly patients?", "What about elderly patients?"]
+
+
+def test_a_suggested_follow_up_that_only_asks_the_question_again_is_left_out(index, splitter) -> None:  # type: ignore[no-untyped-def]
+    gen = _Echo(index.query_embedder(), splitter, min_score=0.0)
+    answer = ask(Q, index, generator=gen, settings=SETTINGS)
+    assert answer.follow_ups == ("What about elderly patients?",)
