@@ -590,8 +590,21 @@ def defining_terms(question: str) -> tuple[str, ...]:
     to it, so its ``terms`` are the question's specialised words. Acronyms are left out: documents that never use
     one often spell it out ("CMS": the Centers for Medicare & Medicaid Services), so its absence says little.
     """
-    terms = beyond_quote(question, "", "", common_words()).terms
-    return tuple(t for t in terms if not t.isdigit() and not (t.isalpha() and sum(c.isupper() for c in t) >= 2))
+    vocabulary = common_words()
+    terms = beyond_quote(question, "", "", vocabulary).terms
+    return tuple(
+        t
+        for t in terms
+        if not t.isdigit()
+        and not (t.isalpha() and sum(c.isupper() for c in t) >= 2)
+        # A British spelling of a general word is no term ("tumours": the vocabulary has "tumors").
+        and not (american_spelling(t) != t.lower() and _general(american_spelling(t), vocabulary))
+    )
+
+
+def _general(word: str, vocabulary: frozenset[str]) -> bool:
+    """``word`` or its singular is in the general vocabulary."""
+    return word in vocabulary or (word.endswith("s") and word[:-1] in vocabulary)
 
 
 def terms_absent(question: str, unmentioned: Sequence[str], index: Index, kind: Kind) -> bool:

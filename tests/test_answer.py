@@ -532,6 +532,9 @@ def _off_corpus_docs() -> list[Document]:
         (Q, ("oligoprogressive", "colorectal")),
         ("What HbA1c target is recommended in type 2 diabetes?", ("HbA1c",)),  # numbers are no terms
         ("Which women are counted in the CMS breast cancer screening measure?", ()),  # nor are acronyms
+        # A British spelling of a general word is none: "tumours" is "tumors" (it had let a GIST paper in).
+        ("What is the treatment for colorectal cancer regarding RAS-mutant tumours?", ("colorectal",)),
+        ("How is leukaemia treated?", ()),  # as "leukemia", a word of the general vocabulary
     ],
 )
 def test_defining_terms(question: str, terms: tuple[str, ...]) -> None:
@@ -591,7 +594,11 @@ def test_research_passages_must_name_the_questions_disease(tmp_path: Path, split
             kind="research",
             title="Ivosidenib in relapsed AML",
             pmid="9",
-            blocks=(Block("Ivosidenib is approved for the treatment of patients with IDH1-mutant relapsed leukemia."),),
+            blocks=(
+                Block(
+                    "Ivosidenib is approved for the treatment of patients with IDH1-mutant relapsed leukemia and anemia."
+                ),
+            ),
         ),
     ]
     ix = hashed_index(tmp_path / "ix", docs, SETTINGS, splitter)
@@ -612,9 +619,7 @@ def test_research_passages_must_name_the_questions_disease(tmp_path: Path, split
     assert "pmid:9" in {r.doc_id for r in off.references}
     # A question with no specialised term keeps every passage; British spelling matches American text.
     assert on_topic("What is the best treatment?", hits) == hits
-    assert [h.document.id for h in on_topic("Is leukaemia treated with ivosidenib?", hits, ["ivosidenib"])] == [
-        "pmid:9"
-    ]
+    assert [h.document.id for h in on_topic("Is anaemia seen with ivosidenib?", hits, ["ivosidenib"])] == ["pmid:9"]
 
 
 class _Echo(ExtractiveGenerator):
