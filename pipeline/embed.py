@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.errors import InputError
 from pipeline.quotes import wordpiece_words
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
+
+# Padded tokens in one forward batch (texts x its longest). Smaller batches keep the activations that GELU, layer norm
+# and the copies between layers stream through nearer the caches (GELU 1.19 -> 0.38 s on 300 chunks); the matmuls
+# run at the same rate. 1,024 to 4,096 measured alike on an idle 2-core EPYC (1.29-1.32x over sentence-transformers'
+# own batches of 32, length sorting included), but with two torch threads on cores that others share, each batch's
+# parallel regions wait on a descheduled thread, and 1,024 fell to 0.54x: 4,096 keeps the batches few.
+MAX_BATCH_TOKENS = 4096
 
 
 @runtime_checkable
@@ -159,30 +167,63 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # Batched here, not by sentence-transformers: it sorts by characters, a loose proxy for word pieces in
+        # clinical text (doses, gene names), and pads each batch to its longest text. Over the demo corpus's 9,726
+        # chunks 20.8 % of the positions its batches of 32 compute are padding, 0.1 % of ours (length_batches).
+        lengths = [min(n + 2, self.max_tokens) for n in self.count_tokens(texts)]  # + [CLS] and [SEP]
+        batches = length_batches(lengths, self.settings.batch_size)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for batch in tqdm(batches, desc="embed", unit="batch", disable=not progress):
+            out[batch] = self._encode_batch([texts[i] for i in batch])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        """Vectors of one batch, in order; the whole list is one batch for sentence-transformers."""
         if self.settings.backend == "torch-bf16":
-            return self._encode_bf16(texts, progress=progress)
+            import torch
+
+            half = self.model.encode(
+                texts,
+                batch_size=len(texts),
+                normalize_embeddings=False,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+            # Normalised in float32: bfloat16's 8-bit mantissa would leave vectors visibly off unit length.
+            unit = torch.nn.functional.normalize(half.float(), dim=1)
+            return np.ascontiguousarray(unit.numpy(), dtype=np.float32)
         vecs = self.model.encode(
-            list(texts),
-            batch_size=self.settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
+            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def _encode_bf16(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
-        import torch
 
-        vecs = self.model.encode(
-            list(texts),
-            batch_size=self.settings.batch_size,
-            normalize_embeddings=False,
-            convert_to_tensor=True,
-            show_progress_bar=progress,
-        )
-        # Normalised in float32: bfloat16's 8-bit mantissa would leave vectors visibly off unit length.
-        unit = torch.nn.functional.normalize(vecs.float(), dim=1)
-        return np.ascontiguousarray(unit.numpy(), dtype=np.float32)
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = MAX_BATCH_TOKENS) -> list[list[int]]:
+    """Indices of texts grouped into batches for a padded forward pass, longest texts first.
+
+    Sorted by token count, so a batch pads little; a batch holds at most ``batch_size`` texts and at most
+    ``max_tokens`` padded tokens (texts x its longest), and always at least one text. Equal lengths keep input order.
+
+    Args:
+        lengths: Tokens of each text as the model reads them (special tokens included, truncation applied).
+        batch_size: Most texts in one batch (``embed.batch_size``).
+        max_tokens: Most padded tokens in one batch.
+
+    Returns:
+        Lists of indices into ``lengths``; each index appears once.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        # Longest first, so the batch's first text sets its padded width.
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[cur[0]] > max_tokens):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 def _native_bf16() -> bool:
