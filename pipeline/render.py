@@ -197,7 +197,7 @@ def tail_md(answer: AnswerView) -> str:
     if not answer.references:
         out.append("No sources were cited.\n")
     out.append(quotes_md(answer))
-    out.append(f"\n> {answer.disclaimer}\n")
+    out.append(f"\n> {markdown_line(answer.disclaimer)}\n")
     if answer.follow_ups:
         out.append("\n**Follow-up questions**\n\n")
         out.extend(f"- {markdown_line(q)}\n" for q in answer.follow_ups)
@@ -207,9 +207,9 @@ def tail_md(answer: AnswerView) -> str:
 def to_markdown(answer: AnswerView, *, asked: str | None = None) -> str:
     """The answer as Markdown; ``asked`` as in :func:`to_html_fragment` (the rewrite is shown beneath it)."""
     if asked and asked.strip() != answer.question.strip():
-        out = [f"# {asked}\n\n*Searched as: {answer.question}*\n"]
+        out = [f"# {' '.join(asked.split())}\n\n*Searched as: {markdown_line(answer.question)}*\n"]
     else:
-        out = [f"# {answer.question}\n"]
+        out = [f"# {' '.join(answer.question.split())}\n"]
     for s in answer.sections:
         out.append(f"\n## {s.title}\n\n")
         for i, g in enumerate(s.groups):

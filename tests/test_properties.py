@@ -10,7 +10,7 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import Settings, build_index, open_index
@@ -18,7 +18,7 @@ from pipeline.answer import ask
 from pipeline.cite import MARKER, References, parse_citations
 from pipeline.generate import LLMGenerator
 from pipeline.quotes import QuoteFinder, too_short
-from pipeline.render import format_citations, statement_md, to_html, to_markdown
+from pipeline.render import GUIDELINES_TITLE, RESEARCH_TITLE, format_citations, statement_md, to_html, to_markdown
 from pipeline.render import markdown_line as _line
 from pipeline.types import (
     Answer,
@@ -235,6 +235,20 @@ ANSWERS = st.builds(
 
 @FAST
 @given(answer=ANSWERS)
+# Found by hypothesis: a carriage return in the disclaimer or question started a Markdown heading of its own.
+@example(
+    answer=Answer(
+        "\r## q",
+        (
+            Section(GUIDELINES_TITLE, (Group(None, (Statement("", ()),)),), False),
+            Section(RESEARCH_TITLE, (Group(None, (Statement("", ()),)),), False),
+        ),
+        (),
+        "\r## ",
+        (),
+        RunInfo("", "", "", "", ""),
+    )
+)
 def test_render_json_round_trips_and_html_is_always_safe(answer: Answer) -> None:
     assert from_dict(json.loads(json.dumps(to_dict(answer)))) == answer
     assert_safe_html(to_html(answer))
