@@ -380,7 +380,8 @@ class LLMRewriter:
         """``query`` (the model's rewrite of ``question``) when it keeps the conversation's topic as it should, else
         the query that does: the rules' rewrite, or the question as asked (see the class docstring)."""
         rules = RuleRewriter()
-        leans = rules.rewrite(question, history) != question
+        fallback = rules.rewrite(question, history)
+        leans = fallback != question
         topic = rules.topic(history)
         anchor = topic_anchor(topic)
         held = _keys(query)
@@ -399,7 +400,6 @@ class LLMRewriter:
             return question
         if kept or not leans or not anchor:
             return query
-        fallback = rules.rewrite(question, history)
         log.warning(
             "the model's rewrite %r of the follow-up %r lost the topic (%s of %r); searching %r instead",
             query,
