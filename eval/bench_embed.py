@@ -1,9 +1,10 @@
 """Speed-ups for the embedding step of an index build: how fast, and how far the vectors move.
 
 Embedding dominates ``build_index`` with the bundled MiniLM. Each candidate embeds the same real chunks
-(the seeded demo-corpus sample of ``eval.bench_index``) and is compared with today's path,
-``SentenceTransformerEmbedder.encode`` (torch fp32, batches of 32, sentence-transformers sorting the
-whole list by length, under ``torch.inference_mode``)::
+(the seeded demo-corpus sample of ``eval.bench_index``) and is compared with
+``SentenceTransformerEmbedder.encode`` run in torch float32 (``embed.runtime=torch``: length batches,
+:func:`pipeline.embed.length_batches`). ``onnx`` is what ``embed.runtime=auto`` runs (the same export and
+:class:`pipeline.embed.OnnxEncoder`; the file here goes to ``--workdir``)::
 
     python -m eval.bench_embed                        # all candidates whose packages are installed
     python -m eval.bench_embed --candidates torch,onnx-int8 --chunks 300 --json runs/bench_embed.json
@@ -13,11 +14,11 @@ over the baseline, cosine between its vectors and the baseline's on every chunk 
 a candidate needs a mean of at least 0.99 to be acceptable), and the overlap of the top 10 chunks
 for BioASQ questions when queries and chunks are both embedded by the candidate.
 
-The ``onnx*`` candidates need ``onnxruntime`` and ``onnx`` (``pip install onnxruntime==1.31.1 onnx==1.23.2``):
+The ``onnx*`` candidates use ``onnxruntime`` and ``onnx`` (dependencies of medcite):
 sentence-transformers' own ``backend="onnx"`` needs optimum-onnx, which pins transformers below 4.58 and
-so cannot be installed beside transformers 5, so the model is exported here with ``torch.onnx.export``
-from the bundled folder (offline) and run with ONNX Runtime, tokenised, mean-pooled and normalised as
-sentence-transformers does.
+so cannot be installed beside transformers 5, so the model is exported with ``torch.onnx.export``
+from the bundled folder (offline, :func:`pipeline.embed.export_onnx`) and run with ONNX Runtime, tokenised,
+mean-pooled and normalised as sentence-transformers does.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def _unit(x: Any) -> np.ndarray:
 
 def _baseline(threads: int, workdir: Path) -> Encode:
     from pipeline.embed import SentenceTransformerEmbedder
+    from pipeline.settings import EmbedSettings
 
-    emb = SentenceTransformerEmbedder()
+    emb = SentenceTransformerEmbedder(EmbedSettings(runtime="torch"))
     return lambda texts: emb.encode(texts)
 
 
@@ -110,73 +112,8 @@ def _torch_int8_dynamic(threads: int, workdir: Path) -> Encode:
     return lambda texts: _unit(qmodel.encode(texts, batch_size=BATCH, convert_to_numpy=True))
 
 
-class _OnnxEncoder:
-    """MiniLM run by ONNX Runtime: WordPiece via ``tokenizers``, mean pooling over the mask, unit length."""
-
-    def __init__(self, onnx_path: Path, model_dir: Path, max_tokens: int, threads: int) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_tokens)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # as sentence-transformers: longest first
-        out = np.zeros((len(texts), 384), dtype=np.float32)
-        for start in range(0, len(texts), BATCH):
-            rows = order[start : start + BATCH]
-            encs = self.tokenizer.encode_batch([texts[i].strip() for i in rows])
-            ids = np.array([e.ids for e in encs], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
-            m = mask[..., None].astype(np.float32)
-            out[rows] = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-        return _unit(out)
-
-
-def export_onnx(model_dir: Path, out: Path) -> Path:
-    """The bundled MiniLM's transformer as ONNX (last hidden state), exported offline from its folder."""
-    import torch
-    from transformers import AutoModel
-
-    class _Hidden(torch.nn.Module):  # explicit inputs: BertModel.forward's positional order varies by version
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = AutoModel.from_pretrained(str(model_dir)).eval()
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    model = _Hidden().eval()
-    ids = torch.ones((2, 16), dtype=torch.long)
-    axes = {0: "batch", 1: "tokens"}
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            str(out),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
-            opset_version=17,
-            dynamo=False,
-        )
-    return out
-
-
 def _onnx_files(workdir: Path, kind: str) -> Path:
-    from pipeline.embed import bundled_model_path
+    from pipeline.embed import bundled_model_path, export_onnx
 
     fp32 = workdir / "model.onnx"
     if not fp32.exists():
@@ -203,17 +140,22 @@ def _onnx_files(workdir: Path, kind: str) -> Path:
 
 
 def _onnx(kind: str) -> Callable[[int, Path], Encode]:
+    """A variant of the ONNX file run as ``embed.runtime=onnx`` runs its own: OnnxEncoder over length batches."""
+
     def make(threads: int, workdir: Path) -> Encode:
-        from pipeline.embed import bundled_model_path
+        from pipeline.embed import OnnxEncoder, SentenceTransformerEmbedder, bundled_model_path
         from pipeline.settings import EmbedSettings
 
-        return _OnnxEncoder(_onnx_files(workdir, kind), bundled_model_path(), EmbedSettings().max_tokens, threads)
+        emb = SentenceTransformerEmbedder(EmbedSettings(runtime="torch"))
+        emb._onnx = OnnxEncoder(_onnx_files(workdir, kind), bundled_model_path(), emb.max_tokens, threads)
+        emb._runtime_chosen = True
+        return lambda texts: emb.encode(texts)
 
     return make
 
 
 CANDIDATES: dict[str, tuple[Callable[[int, Path], Encode], str | None]] = {
-    "torch": (_baseline, None),  # today's path: the baseline
+    "torch": (_baseline, None),  # embed.runtime=torch: the baseline
     "torch-b128": (_torch_batch128, None),
     "torch-bf16": (_torch_bf16, None),
     "torch-autocast-bf16": (_torch_autocast_bf16, None),

@@ -26,9 +26,10 @@ sentence-transformers batches them (sorted by characters, 32 at a time: LangChai
 :func:`pipeline.embed.length_batches` does (ours). The floor is the forward pass's matmul FLOPs (from the model's
 ``config.json``: per token and layer 2 (4 h^2 + 2 h i), per sequence and layer 4 w^2 h; :func:`forward_flops`) over
 the GEMM rate measured in the same run, in its own process, at the same thread count, on one layer's matmuls with
-the model's shapes (``[rows, 384] x [384, 1536]`` ...); chunks/s at the floor counts real tokens only. Layer norms,
-GELU, softmax and attention's lower rate are not in it, so no route reaches it. "Padding free" scales a route's
-measured rate by the FLOPs its padding costs.
+the model's shapes (``[rows, 384] x [384, 1536]`` ...), in torch and in ONNX Runtime (MLAS), the faster of the
+two (our route runs in ONNX Runtime by default, ``embed.runtime``); chunks/s at the floor counts real tokens only.
+Layer norms, GELU, softmax and attention's lower rate are not in it, so no route reaches it.
+"Padding free" scales a route's measured rate by the FLOPs its padding costs.
 
 Synthetic: random unit 384-d float32 vectors; ``pipeline.index.build_faiss`` for flat, HNSW and IVF
 (searched with the parameters :class:`pipeline.index.Index` uses) against LangChain's
@@ -39,7 +40,7 @@ structure, the worst case for HNSW and IVF, so their recall here is a floor, not
 Each route gets one torch and FAISS thread unless ``--threads`` says otherwise: on a shared 2-core box,
 more threads than idle cores leave OpenMP waiting, which made single-query latency 10-30x worse for
 both routes and swamped the comparison. ``--backend torch-bf16`` runs our route with that
-``embed.backend`` (LangChain's stays float32).
+``embed.backend`` and ``--runtime torch`` with that ``embed.runtime`` (LangChain's stays float32 torch).
 
 Every route runs in its own spawned process, so its peak RSS (``ru_maxrss``) is its own; that figure
 includes the Python runtime, torch and the model (real chunks) or the vectors themselves (synthetic).
@@ -162,7 +163,7 @@ class _TimedEmbedder:
 
 
 def _ours_real(
-    documents: list[Document], queries: list[str], threads: int | None, backend: str | None
+    documents: list[Document], queries: list[str], threads: int | None, backend: str | None, runtime: str | None
 ) -> dict[str, Any]:
     _quiet()
     _threads(threads)
@@ -171,7 +172,8 @@ def _ours_real(
     from pipeline.embed import SentenceTransformerEmbedder
 
     # Defaults and MEDCITE_* variables, as in the main process; --backend picks how our model runs.
-    overrides: dict[str, Any] = {"embed": {"backend": backend}} if backend else {}
+    embed = {k: v for k, v in (("backend", backend), ("runtime", runtime)) if v}
+    overrides: dict[str, Any] = {"embed": embed} if embed else {}
     settings = pipeline.Settings(**overrides)
     embedder = _TimedEmbedder(SentenceTransformerEmbedder(settings.embed))
     splitter = SpacySentences()
@@ -231,34 +233,62 @@ def _langchain_real(texts: list[str], queries: list[str], threads: int | None) -
 
 def _gemm(threads: int | None, rows: list[int], config: dict[str, int], seconds: float = 1.0) -> dict[str, Any]:
     """FLOP/s of one encoder layer's matmuls (q, k, v, output, FFN up and down, each ``x @ W.T + b`` as the
-    model runs them) over ``[m, hidden]`` activations, float32, for each ``m`` in ``rows``: median of timed passes."""
+    model runs them) over ``[m, hidden]`` activations, float32, for each ``m`` in ``rows``: median of timed passes,
+    in torch (``by_rows``) and in ONNX Runtime's MLAS (``by_rows_ort``, the same six ``Gemm`` nodes in one graph)."""
+    import onnxruntime as ort
     import torch
+    from onnx import TensorProto, helper, numpy_helper
 
     _threads(threads)
     h, inter = config["hidden_size"], config["intermediate_size"]
     shapes = [(h, h)] * 4 + [(h, inter), (inter, h)]  # (in, out)
     gen = torch.Generator().manual_seed(0)
     weights = [(torch.randn(o, i, generator=gen), torch.randn(o, generator=gen)) for i, o in shapes]
-    out: dict[str, Any] = {"threads": torch.get_num_threads(), "by_rows": {}}
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "by_rows": {}, "by_rows_ort": {}}
 
     def layer(inputs: list[Any], weights: list[tuple[Any, Any]]) -> None:
         for x, (w, b) in zip(inputs, weights, strict=True):
             torch.nn.functional.linear(x, w, b)
 
+    def rate(run: Callable[[], Any], flops: float) -> float:
+        run()  # warm-up: the libraries pick their kernels on the first call
+        times: list[float] = []
+        started = time.perf_counter()
+        while len(times) < 5 or (time.perf_counter() - started < seconds and len(times) < 200):
+            t = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t)
+        return flops / statistics.median(times)
+
+    inits = [
+        numpy_helper.from_array(a.numpy(), f"{n}{k}")
+        for k, (w, b) in enumerate(weights)
+        for n, a in (("w", w), ("b", b))
+    ]
+    nodes = [
+        helper.make_node("Gemm", [f"x{i}", f"w{k}", f"b{k}"], [f"y{k}"], transB=1) for k, (i, _) in enumerate(shapes)
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "layer",
+        [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, ["m", i]) for i in (h, inter)],
+        [helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, ["m", o]) for k, (_, o) in enumerate(shapes)],
+        inits,
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # ORT reads <= 13
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
     with torch.inference_mode():
         for m in rows:
             xs = {i: torch.randn(m, i, generator=gen) for i in {h, inter}}
             flops = sum(2.0 * m * i * o for i, o in shapes)
-
             inputs = [xs[i] for i, _ in shapes]
-            layer(inputs, weights)  # warm-up: oneDNN/MKL pick their kernels on the first call
-            times: list[float] = []
-            started = time.perf_counter()
-            while len(times) < 5 or (time.perf_counter() - started < seconds and len(times) < 200):
-                t = time.perf_counter()
-                layer(inputs, weights)
-                times.append(time.perf_counter() - t)
-            out["by_rows"][str(m)] = flops / statistics.median(times)
+            feed = {f"x{i}": xs[i].numpy() for i in (h, inter)}
+            out["by_rows"][str(m)] = rate(functools.partial(layer, inputs, weights), flops)
+            out["by_rows_ort"][str(m)] = rate(functools.partial(session.run, None, feed), flops)
     return out
 
 
@@ -581,10 +611,13 @@ def floor_rows(
     rows.append(Row(sec, "langchain (s-t, by chars)", "share padding", st, ""))
     rows.append(Row(sec, "ours (length_batches)", "share padding", our, ""))
     by_rows: dict[str, float] = {}
-    for m in gemm[0]["by_rows"]:
-        by_rows[m] = _med([g["by_rows"][m] for g in gemm])
-        rows.append(Row(sec, f"torch fp32 GEMM, {m} rows", "one layer's matmuls", by_rows[m] / 1e9, "GFLOP/s"))
-    gemm_rate = max(by_rows.values())  # attainable: the best of the model's own shapes
+    for key, lib in (("by_rows", "torch"), ("by_rows_ort", "ORT")):
+        for m in gemm[0][key]:
+            by_rows[f"{lib} {m}"] = _med([g[key][m] for g in gemm])
+            rows.append(
+                Row(sec, f"{lib} fp32 GEMM, {m} rows", "one layer's matmuls", by_rows[f"{lib} {m}"] / 1e9, "GFLOP/s")
+            )
+    gemm_rate = max(by_rows.values())  # attainable: the best library on the best of the model's own shapes
     flops = acc["flops"]
     per_chunk = flops["unpadded"] / n
     rows.append(Row(sec, "forward pass, no padding", "FLOPs per chunk", per_chunk / 1e9, "GFLOP"))
@@ -718,6 +751,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["torch", "torch-bf16"],
         help="embed.backend for our route (default: settings); LangChain's route always runs float32 torch",
     )
+    ap.add_argument(
+        "--runtime",
+        choices=["auto", "onnx", "torch"],
+        help="embed.runtime for our route (default: settings); LangChain's route always runs torch",
+    )
     ap.add_argument("--corpus", default="demo", help="pulled corpus to sample documents from (default demo)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the rows and raw timings here")
@@ -730,7 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = os.getloadavg()
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.machine()}, python {platform.python_version()}, "
-        f"{args.threads or 'default'} thread(s) per route, our embed backend {args.backend or settings.embed.backend}; "
+        f"{args.threads or 'default'} thread(s) per route, our embed backend {args.backend or settings.embed.backend}, "
+        f"runtime {args.runtime or settings.embed.runtime}; "
         f"load average at start {load_start[0]:.2f}",
         flush=True,
     )
@@ -758,11 +797,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(args.repeats):
             # Alternate which route goes first, so drift in background load falls on both.
             gemm.append(_fresh(_gemm, args.threads, acc["gemm_rows"], acc["model"]))
-            rates = ", ".join(f"{m} rows {v / 1e9:.0f}" for m, v in gemm[-1]["by_rows"].items())
+            rates = ", ".join(
+                f"{lib} {m} rows {v / 1e9:.0f}"
+                for lib, key in (("torch", "by_rows"), ("ORT", "by_rows_ort"))
+                for m, v in gemm[-1][key].items()
+            )
             print(f"  repeat {i + 1}/{args.repeats} GEMM GFLOP/s: {rates}", flush=True)
             for route in ("ours", "langchain") if i % 2 == 0 else ("langchain", "ours"):
                 if route == "ours":
-                    r = _fresh(_ours_real, docs, queries, args.threads, args.backend)
+                    r = _fresh(_ours_real, docs, queries, args.threads, args.backend, args.runtime)
                     if r["chunks"] != len(texts):
                         notes.append(f"build_index made {r['chunks']} chunks, the sample has {len(texts)}")
                     ours.append(r)
