@@ -1,6 +1,6 @@
 # Two commands do all the set-up (see README):
 #   make demo   creates .venv, installs, pulls the demo corpus, builds its index, answers the seed question
-#               (with the bundled LLM; GENERATOR=extractive answers without a model)
+#               (with the bundled LLM; GENERATOR=extractive answers without a model); scripts/demo.sh
 #   make test   creates .venv if needed, installs, runs the test suite
 PY      ?= python3.11
 VENV    := .venv
@@ -43,15 +43,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# scripts/demo.sh: the same steps, but llama-cpp-python compiles in the background while the rest is installed and
+# the index is built, and only what the demo runs is installed (no dev, bench or ray extras).
 demo:
-	@rm -f $(TIMES)
-	@$(MAKE) --no-print-directory install
-	$(TIMED) "pull the demo corpus" $(BIN)/medcite corpus pull demo
-	$(TIMED) "build indexes/demo" $(BIN)/medcite index build --corpus demo --out indexes/demo
-	$(TIMED) "answer the question ($(GENERATOR))" \
-	  $(BIN)/medcite ask "$(QUESTION)" --index indexes/demo --generator $(GENERATOR)
-	@echo "where the time went (seconds, wall clock):"
-	@$(TIMED) --table
+	@env PY="$(PY)" VENV="$(VENV)" BIN="$(BIN)" STAMP="$(STAMP)" TIMES="$(TIMES)" QUESTION="$(QUESTION)" \
+	  GENERATOR="$(GENERATOR)" LLAMA_VERSION="$(LLAMA_VERSION)" LLAMA_SDIST_SHA256="$(LLAMA_SDIST_SHA256)" \
+	  LLAMA_WHEELS="$(LLAMA_WHEELS)" LLAMA_CMAKE="$(LLAMA_CMAKE)" scripts/demo.sh
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
