@@ -31,6 +31,7 @@ from pipeline.generate import (
     LLMGenerator,
     SectionRequest,
     Source,
+    heading_leaf,
     make_generator,
 )
 from pipeline.generate.extractive import answerable_sentence
@@ -49,6 +50,7 @@ from pipeline.quotes import (
 from pipeline.relevance import WEIGHTS as RELEVANCE_WEIGHTS
 from pipeline.relevance import RelevanceModel, rerank
 from pipeline.settings import Settings
+from pipeline.text import without_preamble
 from pipeline.types import (
     KINDS,
     SECTION_TITLES,
@@ -499,6 +501,7 @@ def _section(
         finder = QuoteFinder([s.hit.chunk.text for s in request.sources])
         drafted = 0
         seen: set[str] = set()
+        headings: dict[str, str | None] = {}  # the model's heading -> the one shown
         failure: str | None
         try:
             for draft in run.generator.draft_section(request):
@@ -506,7 +509,12 @@ def _section(
                 st = _check(draft, request.sources, refs, stats, run.settings, verify, title, finder, seen)
                 if st is None:
                     continue
-                for heading, item in ([(None, held[0])] if held else []) + [(draft.heading, st)]:
+                shown = draft.heading
+                if shown and isinstance(run.generator, LLMGenerator):
+                    if shown not in headings:
+                        headings[shown] = grounded_heading(shown, st, request.sources, request.kind, stats)
+                    shown = headings[shown]
+                for heading, item in ([(None, held[0])] if held else []) + [(shown, st)]:
                     first = not groups or groups[-1][0] != heading
                     if first:
                         groups.append((heading, []))
@@ -660,10 +668,12 @@ def _check(
 ) -> Statement | None:
     """Validate a drafted statement's citations and quote, verify it if asked, and number its references.
 
-    With a ``finder`` (``answer.quotes`` is ``check`` or ``found``) a statement that carries a quote keeps its
-    citations only when the quote is in a passage it cites; a quote found in another of the section's passages
-    moves the citation there; a quote found nowhere (or too short to ground anything) drops the statement, or marks
-    it with ``answer.uncited=mark``. With ``check``, a statement that says more than its quote's sentences
+    An opening that points at the model's input ("The text states that ...") is taken off first
+    (:func:`~pipeline.text.without_preamble`, ``stats.preambles_removed``). With a ``finder`` (``answer.quotes`` is
+    ``check`` or ``found``) a statement that carries a quote keeps the citations of the passages that hold the quote
+    (``stats.citations_without_quote_dropped`` counts the others); a quote found in another of the section's
+    passages moves the citation there; a quote found nowhere (or too short to ground anything) drops the statement,
+    or marks it with ``answer.uncited=mark``. With ``check``, a statement that says more than its quote's sentences
     (:func:`~pipeline.quotes.beyond_quote`) gives way to the sentence its quote is in (``answer.overreach=quote``,
     when that sentence can stand as an answer), or is dropped or marked the same way. Verification runs before
     numbering, so a dropped statement never leaves an uncited reference behind. With ``seen`` (the section's
@@ -674,11 +684,13 @@ def _check(
     if not parsed.text:
         return None
     stats.add("out_of_range_citations", len(parsed.invalid))
-    said = text = parsed.text  # said: the statement's words, as judged; text: as shown, with any mark
+    said = text = without_preamble(parsed.text)  # said: its words, as judged; text: as shown, with any mark
+    if said != parsed.text:
+        stats.add("preambles_removed")
     valid, quote = parsed.valid, ""
     if draft.quote is not None and finder is not None and settings.answer.quotes != "off":
         titles = title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources])
-        valid, quote = _ground(draft.quote, parsed.text, valid, finder, stats, titles)
+        valid, quote = _ground(draft.quote, said, valid, finder, stats, titles)
         if not quote:
             if settings.answer.uncited == "drop":
                 stats.add("quotes_dropped")
@@ -715,6 +727,39 @@ def _check(
     stats.add("statements")
     chunk_ids = tuple(dict.fromkeys(h.chunk.id for h in hits))
     return Statement(text, numbers, chunk_ids, quote)
+
+
+def grounded_heading(
+    heading: str, opening: Statement, sources: Sequence[Source], kind: Kind, stats: _Stats | None = None
+) -> str | None:
+    """A model's heading for the group that ``opening`` starts, or what its source calls that part when the heading
+    names what neither the statement, its quote's sentences nor the passage's own heading path say.
+
+    The bundled model put "Treatment Options" over "colorectal cancer affects men and women almost equally" and
+    "Response to CAPOX in RAS-mutant CRC" over an adjuvant-chemotherapy finding that says nothing of RAS. A heading
+    is kept when it adds no specialised term (:func:`~pipeline.quotes.beyond_quote`: a drug, gene, number or
+    acronym) and shares at least one content word with those; otherwise a guideline's group takes the last part of
+    its passage's heading path ("Incidence and Mortality"), as the extractive generator titles its groups, and a
+    research group goes without a heading (``stats.headings_replaced``).
+    """
+    hits = [s.hit for s in sources if s.hit.chunk.id in opening.chunk_ids]
+    said = [opening.text]
+    for h in hits:
+        said.append((quote_context(h.chunk.text, opening.quote) if opening.quote else None) or h.chunk.text)
+        said.append(h.chunk.heading)
+    beyond = beyond_quote(heading, "\n".join(said), "", common_words())
+    if not beyond.words or (not beyond.terms and beyond.missing < beyond.words):
+        return heading
+    shown = None
+    if kind == "guideline":
+        shown = next((leaf for h in hits if (leaf := heading_leaf(h.chunk.heading))), None)
+        shown = shown or (hits[0].document.title if hits else heading)
+    log.info(
+        "heading %r names %s, which its first statement does not say: shown as %r", heading, beyond.unquoted, shown
+    )
+    if stats is not None:
+        stats.add("headings_replaced")
+    return shown
 
 
 def _within_quote(
@@ -772,6 +817,9 @@ def _ground(
 ) -> tuple[tuple[int, ...], str]:
     """The citations a statement keeps and its quote as checked ("" when not found), counted in ``stats``.
 
+    Of the passages a statement cites, it keeps those that hold its quote: a citation is a claim that the passage
+    says what the statement says, and only the quote's words were checked.
+
     A quote that is a source's title (``titles``, as :func:`~pipeline.quotes.title_keys` gives them) grounds
     nothing: a paper's title is no finding ("Updated efficacy and toxicity analysis of IROX ..."), and it counts
     as ``quotes_of_titles``.
@@ -783,9 +831,13 @@ def _ground(
     if is_title(q, titles):
         stats.add("quotes_of_titles")
         return cited, ""
-    if finder.find(q, [n - 1 for n in cited]) is not None:
+    holding = tuple(n for n in cited if finder.find(q, [n - 1]) is not None)
+    if holding:
         stats.add("quotes_found")
-        return cited, q
+        if len(holding) < len(cited):  # [5, 3, 4] for words only [3] holds: [5] and [4] are unchecked
+            stats.add("citations_without_quote_dropped", len(cited) - len(holding))
+            log.info("cited %s, but only %s hold its quote: %s", list(cited), list(holding), q)
+        return holding, q
     other = finder.find(q)
     if other is not None:  # the words are another source's: cite that one
         stats.add("quotes_moved")

@@ -33,3 +33,34 @@ def sentences(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+# A statement that opens by pointing at what the model was shown ("The text states that ...", "According to the
+# passage, ..."): the reader never saw "the text", and the citation already says where the words come from.
+_PREAMBLE = re.compile(
+    r"^\s*(?:"
+    r"(?:the|this)\s+(?:provided\s+|given\s+|above\s+|cited\s+)?"
+    r"(?:text|passage|source|excerpt|snippet|context|document|information|abstract)s?\s+(?:provided\s+)?"
+    r"(?:clearly\s+|also\s+|further\s+)?"
+    r"(?:states?|says?|mentions?|notes?|indicates?|explains?|reports?|highlights?|emphasi[sz]es?)\s+(?:that\s+)?"
+    r"|(?:according\s+to|as\s+(?:stated|mentioned|noted)\s+in|based\s+on)\s+the\s+(?:provided\s+|given\s+)?"
+    r"(?:text|passage|source|excerpt|snippet|context|document|information|abstract)s?\s*,\s*"
+    r")",
+    re.I,
+)
+
+
+def without_preamble(statement: str) -> str:
+    """``statement`` without an opening that points at the model's input: "The text states that FOLFOX is used."
+    -> "FOLFOX is used."; "According to the passage, X" -> "X". A statement that is nothing but the preamble, or
+    one about a named source ("The guideline recommends ...", "The study found ..."), is left as it is."""
+    m = _PREAMBLE.match(statement)
+    if m is None:
+        return statement
+    rest = statement[m.end() :].lstrip()
+    if len(rest.split()) < 3:
+        return statement
+    first = rest.split()[0]
+    if first[0].isupper() or any(c.isupper() or c.isdigit() for c in first[1:]):  # "pCR", "mRNA", "eGFR", "p53"
+        return rest
+    return rest[0].upper() + rest[1:]

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask
+from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask, grounded_heading
 from pipeline.embed import common_words
 from pipeline.generate import LLMGenerator, section_schema
 from pipeline.generate.base import Source
 from pipeline.generate.llm import MAX_CHOICE_WORDS, quote_choices
 from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, title_keys, too_short
 from pipeline.render import to_html, to_markdown
-from pipeline.types import Block, Chunk, Document, Hit, from_dict, to_dict
+from pipeline.text import without_preamble
+from pipeline.types import Block, Chunk, Document, Hit, Statement, from_dict, to_dict
 from tests.fakes import ScriptedBackend, hashed_index
 
 LOCAL = "Stereotactic radiotherapy treats oligoprogressive colorectal cancer lesions."
@@ -249,8 +250,8 @@ def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no
         "FOLFOX treats metastatic disease.",
     ]
     refs = {r.n: r for r in answer.references}
-    for st in shown:  # each kept statement cites the source whose words it quotes, whatever number it gave
-        assert any(QuoteFinder([p.text for p in refs[n].passages]).find(st.quote) is not None for n in st.citations)
+    for st in shown:  # each kept statement cites the sources whose words it quotes, whatever number it gave
+        assert all(QuoteFinder([p.text for p in refs[n].passages]).find(st.quote) is not None for n in st.citations)
     assert refs[shown[0].citations[0]].title == "Colon cancer treatment"
     assert refs[shown[1].citations[0]].title == "Metastatic colorectal cancer"
     moved = 1 if _number_of(backend, "Colon cancer treatment") == 1 else 0
@@ -260,6 +261,17 @@ def test_quotes_keep_move_or_drop_a_statement(index) -> None:  # type: ignore[no
     assert s["quotes_of_titles"] == 1
     assert answer.sections[1].abstained, "a section whose every quote is missing says nothing"
     assert shown[0].quote == LOCAL
+
+
+def test_a_statement_cites_only_the_passages_that_hold_its_quote(index) -> None:  # type: ignore[no-untyped-def]
+    # The RAS follow-up's research statement cited [5, 3, 4] for words only [3] held.
+    points = [{"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [2, 1]}]
+    answer, _ = _ask(index, points)
+    lead = answer.sections[0].groups[0].items[0]
+    refs = {r.n: r for r in answer.references}
+    assert len(lead.citations) == 1 and refs[lead.citations[0]].title == "Colon cancer treatment"
+    assert answer.stats["citations_without_quote_dropped"] == 1 and answer.stats["quotes_found"] >= 1
+    assert all(QuoteFinder([p.text for p in refs[n].passages]).find(LOCAL) is not None for n in lead.citations)
 
 
 def test_mark_keeps_a_statement_whose_quote_is_missing_and_says_so(index) -> None:  # type: ignore[no-untyped-def]
@@ -405,3 +417,72 @@ def test_a_statement_said_or_quoted_twice_in_a_section_is_shown_once(index) -> N
     assert answer.stats["repeats_dropped"] == 2
     cited = {n for sec in answer.sections for grp in sec.groups for st in grp.items for n in st.citations}
     assert cited == set(range(1, len(answer.references) + 1)), "no reference is left behind by a repeat"
+
+
+def test_a_heading_that_names_what_its_statement_does_not_gives_way_to_the_source_heading(index) -> None:  # type: ignore[no-untyped-def]
+    systemic = {"text": "FOLFOX chemotherapy treats metastatic colorectal cancer.", "quote": SYSTEMIC, "cite": [1, 2]}
+    local = {"text": "Stereotactic radiotherapy treats oligoprogressive lesions.", "quote": LOCAL, "cite": [1]}
+    guideline = {  # the bundled model's heading in turn 2 of the RAS follow-up
+        "lead": [systemic],
+        "groups": [{"heading": "Response to CAPOX in RAS-mutant CRC", "points": [local]}],
+    }
+    research_quote = "Radiotherapy of oligoprogressive colorectal cancer sites delayed a change of therapy."
+    research = {
+        "groups": [
+            {
+                "heading": "Survival in KRAS-mutant tumours",
+                "points": [{"text": "Radiotherapy delayed a change of therapy.", "quote": research_quote, "cite": [1]}],
+            }
+        ]
+    }
+    backend = ScriptedBackend([json.dumps(guideline), json.dumps(research), json.dumps({"questions": []})])
+    answer = ask(Q, index, generator=LLMGenerator(backend, name="s"), settings=_settings())
+    g, r = answer.sections
+    assert [grp.heading for grp in g.groups] == [None, "Local therapy"]
+    assert [grp.heading for grp in r.groups] == [None] and r.groups[0].items[-1].quote == research_quote
+    assert answer.stats["headings_replaced"] == 2
+
+
+def test_a_heading_is_kept_when_it_says_what_its_statement_or_passage_says() -> None:
+    doc = Document(id="g1", kind="guideline", title="Colon cancer treatment", blocks=(Block(SYSTEMIC),))
+    heading = "Treatment of Stage IV Colon Cancer > Systemic therapy"
+    chunk = Chunk(id="g1:0", doc_id=doc.id, kind="guideline", text=SYSTEMIC, heading=heading)
+    sources = [Source(1, Hit(rank=1, score=1.0, chunk=chunk, document=doc))]
+    st = Statement("FOLFOX chemotherapy treats metastatic colorectal cancer.", (1,), (chunk.id,), SYSTEMIC)
+    # "Treatment" is in the passage's heading path: the seed answer's "Treatment Options" stood over an incidence
+    # sentence whose heading path was "General Information About Colon Cancer > Incidence and Mortality".
+    for kept in ("Stage IV disease", "FOLFOX", "Metastatic colorectal cancer", "Chemotherapy", "Treatment Options"):
+        assert grounded_heading(kept, st, sources, "guideline") == kept
+    for replaced in ("Surgical Options", "RAS-mutant tumours", "Chemotherapy in KRAS G12C"):
+        assert grounded_heading(replaced, st, sources, "guideline") == "Systemic therapy"
+        assert grounded_heading(replaced, st, sources, "research") is None
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("The text states that colorectal cancer affects men and women almost equally.", "Colorectal cancer affects"),
+        ("The provided passage clearly indicates that FOLFOX is used after resection.", "FOLFOX is used after"),
+        ("According to the passage, adjuvant CAPOX lasts three months.", "Adjuvant CAPOX lasts three"),
+        ("The text mentions pCR rates of 16% in both arms.", "pCR rates of 16%"),  # its case kept
+        ("The guideline recommends surgery for resectable metastases.", "The guideline recommends"),  # a named source
+        ("The study found no difference in local failure.", "The study found"),
+        ("The text states that it works.", "The text states that it works."),  # nothing left worth saying
+        ("Textbooks state that X is Y in adults.", "Textbooks state"),
+    ],
+)
+def test_an_opening_that_points_at_the_models_input_is_taken_off(said: str, shown: str) -> None:
+    assert without_preamble(said).startswith(shown)
+
+
+def test_a_statement_loses_its_preamble_in_an_answer(index) -> None:  # type: ignore[no-untyped-def]
+    points = [
+        {
+            "text": "The text states that stereotactic radiotherapy treats oligoprogressive lesions.",
+            "quote": LOCAL,
+            "cite": [1],
+        }
+    ]
+    answer, _ = _ask(index, points)
+    assert answer.sections[0].groups[0].items[0].text == "Stereotactic radiotherapy treats oligoprogressive lesions."
+    assert answer.stats["preambles_removed"] == 1
