@@ -9,6 +9,8 @@ also gives the share of gold items found. Questions are split as ``eval.retrieva
 
     python -m eval.exact_answers --split heldout --index indexes/bioasq
     MEDCITE_RERANK__ENABLED=true MEDCITE_RERANK__SENTENCES=true python -m eval.exact_answers --split heldout
+    python -m eval.exact_answers --index indexes/demo --generator llama --split tune --limit 12 \
+        --matching "cancer|tumou?r|carcinom|lymphoma|leuka?emi|melanoma|sarcoma|metasta"
 
 The answers are written as ``medcite ask`` writes them (the settings preset and ``MEDCITE_*`` variables), by the
 extractive generator unless ``--generator`` names another.
@@ -125,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--generator", default="extractive")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--limit", type=int, default=None, help="the first N questions only")
+    ap.add_argument(
+        "--matching",
+        default=None,
+        help="only questions whose text matches this regular expression (case-insensitive); with --index "
+        "indexes/demo, the demo corpus's own: the BioASQ documents it holds are those of its cancer questions",
+    )
     ap.add_argument("--json", type=Path, default=None, dest="json_path")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -132,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mirror = default_mirror()
     if mirror is None:
         ap.error("no data mirror found (../shared/data or MEDCITE_MIRROR)")
-    questions = load_questions(mirror / "research" / "bioasq", args.split)[: args.limit]
+    questions = load_questions(mirror / "research" / "bioasq", args.split)
+    if args.matching:
+        questions = [q for q in questions if re.search(args.matching, q.body, re.I)]
+    questions = questions[: args.limit]
     settings = pipeline.Settings.preset(args.preset)
     try:
         index = pipeline.open_index(args.index, settings=settings)

@@ -17,8 +17,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-import numpy as np
-
 from pipeline.cite import References, parse_citations
 from pipeline.embed import common_words
 from pipeline.errors import InputError, ReplyError
@@ -199,7 +197,8 @@ def prepare(options: AskOptions, index: Index) -> Prepared:
     wanted = settings.rerank.enabled or settings.rerank.sentences
     model = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS) if wanted else None
     reranker = model if settings.rerank.enabled else None
-    if model is not None and settings.rerank.sentences and isinstance(generator, ExtractiveGenerator):
+    if model is not None and settings.rerank.sentences and isinstance(generator, ExtractiveGenerator | LLMGenerator):
+        # Extractive: the sentences stated; LLM: the sentences its statements may quote.
         generator = generator if generator.scorer is not None else generator.with_scorer(model.sentences)
     expander = None
     if settings.expand.mode != "off" and isinstance(generator, LLMGenerator):
@@ -213,11 +212,9 @@ def quotas(settings: Settings) -> dict[Kind, int]:
 
 
 def depths(settings: Settings) -> dict[Kind, int]:
-    """Hits retrieved per section: the quotas, or ``rerank.candidates`` for a section the reranker re-scores."""
-    return {
-        k: (max(n, settings.rerank.candidates) if settings.rerank.enabled and n > 0 else n)
-        for k, n in quotas(settings).items()
-    }
+    """Hits retrieved per section (what a batch prefetches): the quota, ``rerank.candidates`` for a section the
+    reranker re-scores, or the pool that :func:`by_section` orders."""
+    return {k: (_depth(settings, k, n, settings.rerank.enabled) if n > 0 else n) for k, n in quotas(settings).items()}
 
 
 # --------------------------------------------------------------------------- ask
@@ -259,8 +256,10 @@ def select_sources(
 
     ``evidence`` (chunk ids, e.g. the passages earlier turns of a conversation cited) competes with the search
     results on cosine: a passage of ``kind`` that fits the question at least as well as the weakest hit kept
-    is shown too, after the hits, and the weakest hits make room for it. ``retrieved``: the top ``k`` hits of
-    ``kind`` when they were searched for already (a batch retrieves for many questions at once).
+    is shown too, after the hits, and the weakest hits make room for it. ``retrieved``: the hits of ``kind``
+    (as many as :func:`depths` says) when they were searched for already (a batch retrieves for many questions at
+    once). Guideline hits are ordered by what their section is about first (:func:`by_section`,
+    ``answer.section_intent``), from a pool of :data:`SECTION_POOL`.
 
     ``expansions`` (:mod:`pipeline.expand`: a hypothetical answer passage, reformulations) are searched too and
     their hits fused with the question's own by reciprocal rank; the cosine that abstention reads stays the
@@ -268,13 +267,18 @@ def select_sources(
     """
     if k <= 0 or index.ranges[kind][0] == index.ranges[kind][1]:
         return [], -1.0
-    depth = settings.rerank.candidates if reranker is not None else k
+    depth = _depth(settings, kind, k, reranker is not None)
     hits = list(retrieved) if retrieved is not None else index.search(question, depth, kind=kind)
     if expansions:
         more = index.search_many(list(expansions), depth, kind=kind)
         hits = fuse_hits([hits, *more], depth, settings.retrieve.rrf_k)
-    searched = len(hits)
+    first = hits[:k]  # what abstention was calibrated on: the first k of the hybrid order
+    if kind == "guideline" and settings.answer.section_intent:
+        hits = by_section(question, hits)
+    if reranker is None:
+        hits = hits[:k]
     found = {h.chunk.id for h in hits}
+    added: list[Hit] = []
     for cid in dict.fromkeys(evidence):
         if cid in found:
             continue
@@ -283,24 +287,64 @@ def select_sources(
         except InputError:  # a passage of an index since rebuilt is just not reused
             continue
         if chunk.kind == kind:
-            hits.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
+            added.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
+    hits += added
     if not hits:
         return [], -1.0
+    # Abstention reads the cosine of the first k hybrid hits and the evidence passages, however they were reordered.
+    looked = index.similarity(question, [h.chunk.id for h in (*first, *added)])
     if reranker is not None:
         ranked = rerank(question, hits, reranker, k, fuse=settings.retrieve.rrf_k)
         if settings.rerank.abstain:
             return ranked, max(h.relevance or 0.0 for h in ranked)
-        sims = index.similarity(question, [h.chunk.id for h in hits])
-        # Abstention stays on cosine, over what the section would show without reranking: the first k of the
-        # hybrid order and the evidence passages.
-        looked = np.concatenate([sims[: min(k, searched)], sims[searched:]])
         return ranked, float(looked.max())
     sims = index.similarity(question, [h.chunk.id for h in hits])
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
     if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
         best = set(sorted(keep, key=lambda i: -sims[i])[:k])
         keep = [i for i in keep if i in best]
-    return [hits[i] for i in keep], float(sims.max())
+    return [hits[i] for i in keep], float(looked.max())
+
+
+# Sections of a guideline that answer no clinical question: what changed in the summary, how it is made.
+_META_SECTION = re.compile(
+    r"^(?:latest updates to this summary|changes to this summary|about this pdq summary)\b", re.I
+)
+# A question that asks how to treat or manage, and the section headings that say they tell it.
+_TREATMENT_QUESTION = re.compile(
+    r"\b(?:treat|treats|treated|treating|treatment|treatments|therapy|therapies|manage|managed|managing|management"
+    r"|regimens?|first-line|second-line|options)\b",
+    re.I,
+)
+_TREATMENT_SECTION = re.compile(r"\b(?:treatment|treatments|therapy|therapies|management|treated)\b", re.I)
+SECTION_POOL = 20  # guideline hits retrieved, so that the sections that say what was asked can be shown first
+
+
+def by_section(question: str, hits: Sequence[Hit]) -> list[Hit]:
+    """Guideline hits reordered by what their section is about, the hybrid order kept within each tier: a section
+    about what changed in the summary (``Latest Updates to This Summary``) is never shown; for a question about
+    treatment, passages whose heading path names treatment, therapy or management come before the rest.
+
+    Every chunk of a PDQ treatment summary carries "Treatment" in its document title, so the seed question ("What
+    is the treatment for oligoprogressive colorectal cancer?", a word no guideline holds) retrieved the colon and
+    rectal summaries' "Incidence and Mortality" and "Risk Factors" passages first, and the bundled model led with
+    "colorectal cancer affects men and women almost equally". The heading path, not the title, says what a passage
+    is about.
+    """
+    kept = [h for h in hits if not _META_SECTION.match(h.chunk.heading)]
+    if not _TREATMENT_QUESTION.search(question):
+        return kept
+    on = [h for h in kept if _TREATMENT_SECTION.search(h.chunk.heading)]
+    return on + [h for h in kept if not _TREATMENT_SECTION.search(h.chunk.heading)]
+
+
+def _depth(settings: Settings, kind: Kind, k: int, reranking: bool) -> int:
+    """Hits retrieved for a section showing ``k``: the reranker's candidates, or the pool :func:`by_section` orders."""
+    if reranking:
+        return max(k, settings.rerank.candidates)
+    if kind == "guideline" and settings.answer.section_intent:
+        return max(k, SECTION_POOL)
+    return k
 
 
 @dataclass

@@ -170,6 +170,10 @@ class AnswerSettings(_Group):
     # disease in the summary's title and headings more than in each passage ("colon cancer" for "colorectal"), so
     # by default only research passages are held to it.
     on_topic: Literal["research", "both", "off"] = "research"
+    # Guideline passages by what their section is about (pipeline.answer.by_section): "Latest Updates to This
+    # Summary" never shown; for a question about treatment, passages under a treatment, therapy or management
+    # heading first, from the best 20 hybrid hits.
+    section_intent: bool = True
 
 
 class LlamaSettings(_Group):

@@ -165,3 +165,19 @@ def test_by_relevance_the_best_sentence_is_stated_even_when_every_score_is_low(s
     gen = ExtractiveGenerator(HashingEmbedder(), splitter, min_score=-1.0, scorer=scorer)
     drafts = list(gen.draft_section(_request()))
     assert len(drafts) == 1 and "Resection of liver metastases" in drafts[0].text
+
+
+def test_prepare_gives_the_llm_generator_the_sentence_scorer_too(tmp_path, splitter) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.answer import AskOptions, prepare
+    from pipeline.generate import LLMGenerator
+    from pipeline.settings import Settings
+    from tests.fakes import ScriptedBackend, hashed_index
+    from tests.test_answer import SETTINGS, _docs
+
+    index = hashed_index(tmp_path / "ix", _docs(), SETTINGS, splitter)
+    plain = LLMGenerator(ScriptedBackend([]), name="s")
+    off = prepare(AskOptions(generator=plain, settings=SETTINGS), index)
+    assert isinstance(off.generator, LLMGenerator) and off.generator.scorer is None
+    on_settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"sentences": True})
+    on = prepare(AskOptions(generator=plain, settings=on_settings), index)
+    assert isinstance(on.generator, LLMGenerator) and on.generator.scorer is not None and plain.scorer is None

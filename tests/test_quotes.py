@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline import Settings
-from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask, grounded_heading
+from pipeline.answer import BEYOND_MARK, QUOTE_MARK, ask, by_section, grounded_heading, select_sources
 from pipeline.embed import common_words
 from pipeline.generate import LLMGenerator, section_schema
-from pipeline.generate.base import Source
-from pipeline.generate.llm import MAX_CHOICE_WORDS, quote_choices
+from pipeline.generate.base import SectionRequest, Source
+from pipeline.generate.llm import MAX_CHOICE_WORDS, MAX_CHOICES, best_quote_choices, quote_choices
 from pipeline.quotes import QuoteFinder, beyond_quote, normalise, quote_key, quote_span, title_keys, too_short
 from pipeline.render import to_html, to_markdown
 from pipeline.text import without_preamble
@@ -486,3 +488,75 @@ def test_a_statement_loses_its_preamble_in_an_answer(index) -> None:  # type: ig
     answer, _ = _ask(index, points)
     assert answer.sections[0].groups[0].items[0].text == "Stereotactic radiotherapy treats oligoprogressive lesions."
     assert answer.stats["preambles_removed"] == 1
+
+
+def test_with_a_scorer_only_the_sentences_that_best_answer_are_offered() -> None:
+    said = [f"Finding number {i} holds for the patients in this cohort." for i in range(1, 16)]
+    sources = [_source(1, " ".join(said[:8])), _source(2, " ".join(said[8:]))]
+    asked: list[tuple[str, list[str]]] = []
+
+    def scorer(question: str, texts: Sequence[str]) -> np.ndarray:
+        asked.append((question, list(texts)))
+        return np.array([float(t.split()[2]) % 5 for t in texts])  # 4, 9 and 14 best, then 3, 8, 13 ...
+
+    best = best_quote_choices(Q, sources, scorer, most=4)
+    assert best == [said[2], said[3], said[8], said[13]], "the four best (ties by source order), in source order"
+    assert asked[0][0] == Q and len(asked[0][1]) == 15
+    assert best_quote_choices(Q, sources[:1], scorer, most=8) == said[:8], "no more than that: all, none scored"
+    assert len(asked) == 1
+
+    backend = ScriptedBackend([json.dumps({"groups": []})])
+    gen = LLMGenerator(backend, name="s").with_scorer(lambda q, texts: scorer(q, texts))
+    request = SectionRequest(Q, "research", tuple(sources), "clinician")
+    assert list(gen.draft_section(request)) == []
+    schema = backend.calls[0][1]
+    offered = schema["properties"]["groups"]["items"]["properties"]["points"]["items"]["properties"]["quote"]["enum"]
+    assert len(offered) == MAX_CHOICES and set(offered) <= set(said)
+
+
+def _hit_under(n: int, heading: str, title: str = "Colon Cancer Treatment (PDQ®)") -> Hit:
+    doc = Document(id=f"g{n}", kind="guideline", title=title, blocks=(Block("x"),))
+    chunk = Chunk(id=f"g{n}:0", doc_id=doc.id, kind="guideline", text=f"passage {n}", heading=heading)
+    return Hit(rank=n, score=1.0, chunk=chunk, document=doc)
+
+
+def test_guideline_passages_are_ordered_by_what_their_section_is_about() -> None:
+    hits = [
+        _hit_under(1, "General Information About Colon Cancer > Incidence and Mortality"),
+        _hit_under(2, "Latest Updates to This Summary (02/12/2025)"),
+        _hit_under(3, "Treatment of Stage IV and Recurrent Colon Cancer > Surgery"),
+        _hit_under(4, "General Information About Colon Cancer > Risk Factors"),
+        _hit_under(5, "Treatment Option Overview > Systemic therapy"),
+    ]
+    order = [h.rank for h in by_section("What is the treatment for oligoprogressive colorectal cancer?", hits)]
+    assert order == [3, 5, 1, 4], "treatment sections first, hybrid order kept; the summary's changes never"
+    assert [h.rank for h in by_section("How common is colon cancer?", hits)] == [1, 3, 4, 5]
+    # The document title says "Treatment" for every passage of a treatment summary: it decides nothing.
+    assert [h.rank for h in by_section("What are the options for managing stage IV disease?", hits[:1])] == [1]
+
+
+def test_the_seed_question_is_shown_treatment_sections_and_abstention_reads_the_same_cosine(tmp_path, splitter) -> None:  # type: ignore[no-untyped-def]
+    docs = [
+        Document(
+            id="g-colon",
+            kind="guideline",
+            title="Colon cancer treatment",
+            blocks=(
+                Block("Colorectal cancer affects men and women almost equally worldwide.", heading="Incidence"),
+                Block("Colorectal cancer risk rises with age.", heading="Risk Factors"),
+                Block(
+                    "Resection of limited metastases is an option for stage IV disease.",
+                    heading="Treatment of Stage IV",
+                ),
+            ),
+        )
+    ]
+    settings = Settings.preset("test", answer={"k_guideline": 1, "min_source_score": -1.0})
+    index = hashed_index(tmp_path / "ix", docs, settings, splitter)
+    q = "What is the treatment for oligoprogressive colorectal cancer?"
+    off = settings.model_copy(update={"answer": settings.answer.model_copy(update={"section_intent": False})})
+    before, best_before = select_sources(index, q, "guideline", 1, off)
+    after, best_after = select_sources(index, q, "guideline", 1, settings)
+    assert [h.chunk.heading for h in after] == ["Treatment of Stage IV"]
+    assert best_after == best_before, "abstention reads the first k hybrid hits either way"
+    assert [h.chunk.heading for h in before] == ["Incidence"], "the hybrid order led with incidence, as the demo did"

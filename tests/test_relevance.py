@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eval.train_relevance import _held_out_headings, heading_question, mediqa_pairs, pubmedqa_pairs
-from pipeline.answer import AskOptions, depths, prepare, select_sources
+from pipeline.answer import SECTION_POOL, AskOptions, depths, prepare, select_sources
 from pipeline.index import rrf
 from pipeline.relevance import WEIGHTS, RelevanceModel, rerank
 from pipeline.settings import Settings
@@ -68,7 +68,9 @@ def test_select_sources_reranks_the_candidates_and_returns_the_best_relevance(in
     hits, best = select_sources(index, Q, "guideline", 1, on_cosine, reranker=WordModel())  # type: ignore[arg-type]
     assert len(hits) == 1 and best == pytest.approx(float(index.similarity(Q, [everything[0].chunk.id])[0]))
     assert depths(settings) == {"guideline": 4, "research": 4}
-    assert depths(SETTINGS) == {"guideline": 3, "research": 3}
+    assert depths(SETTINGS) == {"guideline": SECTION_POOL, "research": 3}  # the pool by_section orders
+    plain = SETTINGS.model_copy(update={"answer": SETTINGS.answer.model_copy(update={"section_intent": False})})
+    assert depths(plain) == {"guideline": 3, "research": 3}
 
 
 def test_a_section_abstains_when_no_candidate_reaches_the_relevance_threshold(index) -> None:  # type: ignore[no-untyped-def]

@@ -11,15 +11,18 @@ Every word the model is shown comes from ``prompts/`` (section, follow-ups, audi
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from pipeline.errors import ReplyError
 from pipeline.generate.base import Audience, ChatBackend, DraftItem, SectionRequest, Source, complete, heading_leaf
-from pipeline.generate.extractive import answerable_sentence
+from pipeline.generate.extractive import SentenceScorer, answerable_sentence
 from pipeline.prompts import Prompt, load_prompt
 from pipeline.quotes import is_title, title_keys, too_short
 from pipeline.text import sentences
@@ -35,6 +38,9 @@ QuoteChoice = Literal["sentences", "free"]
 MAX_CHOICE_WORDS = 40  # a quote offered to the model is a sentence, or its first 40 words (the prompt's limit)
 
 
+MAX_CHOICES = 12  # with a sentence scorer, the quotes offered are the sentences that best answer the question
+
+
 def quote_choices(sources: Sequence[Source]) -> list[str]:
     """The quotes a statement may give: each source's sentences that can stand as an answer
     (:func:`~pipeline.generate.extractive.answerable_sentence`: no study aim or method, cross-reference, reference
@@ -45,8 +51,13 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
     Offered as the schema's ``enum`` for ``quote``, they make a constrained model (llama.cpp's grammar, a server's
     structured output) copy its source's words exactly: a 1.5B model asked to copy freely rewords most quotes.
     """
+    return list(_quote_candidates(sources))
+
+
+def _quote_candidates(sources: Sequence[Source]) -> dict[str, Source]:
+    """:func:`quote_choices`, each with the source it is from."""
     titles = title_keys([(s.hit.document.title, s.hit.chunk.text) for s in sources])
-    out: dict[str, None] = {}
+    out: dict[str, Source] = {}
     for s in sources:
         complete = s.hit.document.kind == "research"  # an abstract's excerpt may stop mid-word
         for sentence in sentences(s.hit.chunk.text):
@@ -57,8 +68,26 @@ def quote_choices(sources: Sequence[Source]) -> list[str]:
             # llama-cpp-python 0.3.36 writes a '"' inside an enum value into its grammar as '\\"', which ends the
             # literal: the grammar does not parse and the process dies. A closing curly quote reads the same to
             # the quote finder (pipeline.quotes.normalise unifies quote marks); a backslash is left out above.
-            out.setdefault(" ".join(words[:MAX_CHOICE_WORDS]).replace('"', "\u201d"))
-    return list(out)
+            out.setdefault(" ".join(words[:MAX_CHOICE_WORDS]).replace('"', "\u201d"), s)
+    return out
+
+
+def best_quote_choices(
+    question: str, sources: Sequence[Source], scorer: SentenceScorer, most: int = MAX_CHOICES
+) -> list[str]:
+    """The ``most`` of :func:`quote_choices` that ``scorer`` (the relevance model's P(answers), each sentence read
+    with its passage's "title — heading" line) rates best for ``question``, in source order.
+
+    Offered all of a section's sentences, the bundled model led the seed answer with "colorectal cancer affects men
+    and women almost equally" and a risk factor: true, quoted, and no answer to a question about treatment.
+    """
+    cands = _quote_candidates(sources)
+    if len(cands) <= most:
+        return list(cands)
+    texts = [f"{s.hit.chunk.context}\n{q}" if s.hit.chunk.context else q for q, s in cands.items()]
+    scores = np.asarray(scorer(question, texts), dtype=np.float32)
+    keep = set(np.argsort(-scores, kind="stable")[:most].tolist())
+    return [q for i, q in enumerate(cands) if i in keep]
 
 
 def _point_schema(allowed: list[int], quotes: Sequence[str] = ()) -> dict[str, Any]:
@@ -172,16 +201,24 @@ class LLMGenerator:
     """Writes sections with a chat model behind :class:`ChatBackend`, held to :func:`section_schema`.
 
     With ``quotes="sentences"`` (the default) each statement's quote is one of :func:`quote_choices`, held there by
-    the schema; with ``"free"`` the model writes it and the pipeline looks it up.
+    the schema (with a ``scorer``, the :data:`MAX_CHOICES` that best answer the question: :func:`best_quote_choices`);
+    with ``"free"`` the model writes it and the pipeline looks it up.
     """
 
     def __init__(
-        self, backend: ChatBackend, *, name: str, max_tokens: int = 450, quotes: QuoteChoice = "sentences"
+        self,
+        backend: ChatBackend,
+        *,
+        name: str,
+        max_tokens: int = 450,
+        quotes: QuoteChoice = "sentences",
+        scorer: SentenceScorer | None = None,
     ) -> None:
         self.backend = backend
         self.name = name
         self.max_tokens = max_tokens
         self.quotes = quotes
+        self.scorer = scorer
         self.section_prompt: Prompt = load_prompt("section")
         self.follow_prompt: Prompt = load_prompt("follow_ups")
         self.audience_prompt: Prompt = load_prompt("audience")
@@ -189,6 +226,12 @@ class LLMGenerator:
     @property
     def model(self) -> str:
         return self.backend.model
+
+    def with_scorer(self, scorer: SentenceScorer) -> LLMGenerator:
+        """A copy that offers as quotes only the sentences ``scorer`` rates best (:func:`best_quote_choices`)."""
+        other = copy.copy(self)
+        other.scorer = scorer
+        return other
 
     @property
     def prompt_hash(self) -> str:
@@ -216,7 +259,13 @@ class LLMGenerator:
         ``ReplyError("unusable")``: the section then says generation failed, never that no source addresses the
         question.
         """
-        choices = quote_choices(request.sources) if self.quotes == "sentences" else []
+        choices: list[str] = []
+        if self.quotes == "sentences":
+            choices = (
+                best_quote_choices(request.question, request.sources, self.scorer)
+                if self.scorer is not None
+                else quote_choices(request.sources)
+            )
         schema = section_schema(request.kind, len(request.sources), choices)
         messages = self.messages(request)
         max_tokens = self.max_tokens
