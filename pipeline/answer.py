@@ -194,10 +194,14 @@ def prepare(options: AskOptions, index: Index) -> Prepared:
         verifier = judge_from_settings(settings, verifier, embedder=bound.query_embedder())
     if options.verify_action not in ("drop", "mark"):
         raise InputError(f"verify_action is {options.verify_action!r}; choose drop or mark")
-    wanted = settings.rerank.enabled or settings.rerank.sentences
+    # The relevance model scores the extractive generator's sentences, an LLM's quote choices, or the passages.
+    scored = (settings.rerank.sentences and isinstance(generator, ExtractiveGenerator)) or (
+        settings.rerank.quote_choices and isinstance(generator, LLMGenerator)
+    )
+    wanted = settings.rerank.enabled or scored
     model = RelevanceModel(settings.rerank.path or RELEVANCE_WEIGHTS) if wanted else None
     reranker = model if settings.rerank.enabled else None
-    if model is not None and settings.rerank.sentences and isinstance(generator, ExtractiveGenerator | LLMGenerator):
+    if model is not None and scored and isinstance(generator, ExtractiveGenerator | LLMGenerator):
         # Extractive: the sentences stated; LLM: the sentences its statements may quote.
         generator = generator if generator.scorer is not None else generator.with_scorer(model.sentences)
     expander = None

@@ -90,6 +90,11 @@ class RerankSettings(_Group):
     # The extractive generator chooses its sentences by P(answers), not cosine: exact-answer recall on the held-out
     # BioASQ factoid and list questions 0.605 -> 0.676 (python -m eval.exact_answers), 0.05 s more per answer.
     sentences: bool = True
+    # An LLM generator is offered as quotes only the 12 sentences the relevance model rates best
+    # (pipeline.generate.llm.best_quote_choices). Off: on 12 cancer BioASQ tune questions over the demo index the
+    # bundled model's exact-answer recall went 0.583 -> 0.500 (one question; python -m eval.exact_answers --index
+    # indexes/demo --generator llama --matching ...), and the model scores guideline prose low.
+    quote_choices: bool = False
     # Abstain on P(answers) (min_relevance below) instead of cosine; off: on the demo's abstention set cosine
     # separates better (python -m eval.abstention --scores).
     abstain: bool = False

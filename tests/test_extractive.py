@@ -167,7 +167,7 @@ def test_by_relevance_the_best_sentence_is_stated_even_when_every_score_is_low(s
     assert len(drafts) == 1 and "Resection of liver metastases" in drafts[0].text
 
 
-def test_prepare_gives_the_llm_generator_the_sentence_scorer_too(tmp_path, splitter) -> None:  # type: ignore[no-untyped-def]
+def test_prepare_gives_the_llm_generator_the_sentence_scorer_when_asked(tmp_path, splitter) -> None:  # type: ignore[no-untyped-def]
     from pipeline.answer import AskOptions, prepare
     from pipeline.generate import LLMGenerator
     from pipeline.settings import Settings
@@ -178,6 +178,9 @@ def test_prepare_gives_the_llm_generator_the_sentence_scorer_too(tmp_path, split
     plain = LLMGenerator(ScriptedBackend([]), name="s")
     off = prepare(AskOptions(generator=plain, settings=SETTINGS), index)
     assert isinstance(off.generator, LLMGenerator) and off.generator.scorer is None
-    on_settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"sentences": True})
+    sentences = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"sentences": True})
+    still_off = prepare(AskOptions(generator=plain, settings=sentences), index)
+    assert isinstance(still_off.generator, LLMGenerator) and still_off.generator.scorer is None, "its own switch"
+    on_settings = Settings.preset("test", answer=SETTINGS.answer.model_dump(), rerank={"quote_choices": True})
     on = prepare(AskOptions(generator=plain, settings=on_settings), index)
     assert isinstance(on.generator, LLMGenerator) and on.generator.scorer is not None and plain.scorer is None
