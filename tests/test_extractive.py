@@ -96,6 +96,24 @@ from pipeline.generate.extractive import answerable_sentence
             True,
             "[Corrected] FOLFOX improved disease-free survival at five years in stage III disease.",
         ),
+        # a patient summary's list items glued together (the RAS follow-up quoted it under "Immunotherapy")
+        (
+            "immunotherapy (nivolumab or pembrolizumab, or nivolumab and ipilimumab combined) Treatment of cancer "
+            "that has spread to the liver may also include: chemotherapy given before surgery to shrink the tumor,",
+            False,
+            None,
+        ),
+        # ... but a research finding may open with a drug or gene in lower case
+        (
+            "nivolumab plus ipilimumab improved overall survival in MSI-high metastatic colorectal cancer.",
+            True,
+            "nivolumab plus ipilimumab improved overall survival in MSI-high metastatic colorectal cancer.",
+        ),
+        (
+            "p53 mutations predicted a poor response to preoperative chemoradiotherapy in rectal cancer.",
+            False,
+            "p53 mutations predicted a poor response to preoperative chemoradiotherapy in rectal cancer.",
+        ),
     ],
 )
 def test_answerable_sentence(text: str, complete: bool, out: str | None) -> None:

@@ -61,9 +61,14 @@ def answerable_sentence(text: str, *, complete: bool = False) -> str | None:
     no answer: a study's aim, design or population, a cross-reference, a reference-list entry, a bracketed
     (translated) title, a sentence that points back at an earlier one ("These findings ..."), a fragment, or
     (``complete``: research snippets, whose excerpts can stop mid-word) a sentence without its final punctuation.
-    Guideline list items often end without a full stop, so they are not held to it."""
+    Guideline list items often end without a full stop, so they are not held to that; but a guideline sentence that
+    opens with a lower-case word is a list item cut from its lead-in, or several glued together (a patient summary's
+    "immunotherapy (nivolumab or pembrolizumab ...) Treatment of cancer that has spread to the liver may also
+    include: ..."). Research sentences may open with a drug or gene in lower case ("nivolumab plus ...", "p53")."""
     t = text.strip()
     if _STUDY_LABEL.match(t) or _NAVIGATION.match(t) or (complete and not _COMPLETE.search(t)):
+        return None
+    if not complete and t[:1].islower() and t.split()[0].isalpha():
         return None
     if _BIBLIOGRAPHY.search(t) or _ANAPHORA.match(t) or _BRACKETED_TITLE.match(t):
         return None
