@@ -291,23 +291,27 @@ def select_sources(
         except InputError:  # a passage of an index since rebuilt is just not reused
             continue
         if chunk.kind == kind:
-            added.append(Hit(rank=len(hits) + 1, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
+            rank = len(hits) + len(added) + 1
+            added.append(Hit(rank=rank, score=0.0, chunk=chunk, document=index.documents[chunk.doc_id]))
     hits += added
     if not hits:
         return [], -1.0
-    # Abstention reads the cosine of the first k hybrid hits and the evidence passages, however they were reordered.
-    looked = index.similarity(question, [h.chunk.id for h in (*first, *added)])
+    # One cosine per passage: those shown (unless the reranker chooses them) and the first k hybrid hits, which
+    # abstention reads with the evidence passages however the hits were reordered.
+    ids = list(dict.fromkeys(h.chunk.id for h in (*first, *added, *(hits if reranker is None else ()))))
+    cosine = dict(zip(ids, index.similarity(question, ids).tolist(), strict=True))
+    looked = max(cosine[h.chunk.id] for h in (*first, *added))
     if reranker is not None:
         ranked = rerank(question, hits, reranker, k, fuse=settings.retrieve.rrf_k)
         if settings.rerank.abstain:
             return ranked, max(h.relevance or 0.0 for h in ranked)
-        return ranked, float(looked.max())
-    sims = index.similarity(question, [h.chunk.id for h in hits])
+        return ranked, looked
+    sims = [cosine[h.chunk.id] for h in hits]
     keep = [i for i, s in enumerate(sims) if s >= settings.answer.min_source_score]
     if len(keep) > k:  # only when evidence was added: drop the weakest, keep the order
         best = set(sorted(keep, key=lambda i: -sims[i])[:k])
         keep = [i for i in keep if i in best]
-    return [hits[i] for i in keep], float(looked.max())
+    return [hits[i] for i in keep], looked
 
 
 # Sections of a guideline that answer no clinical question: what changed in the summary, how it is made.
